@@ -1,0 +1,44 @@
+"""Stateless exhaustive depth-first search over scheduling and data choices, with a preemption bound."""
+
+from __future__ import annotations
+
+from ...runtime.controlled import Outcome
+from .base import Branch, PathStrategy
+
+__all__ = ["DFS"]
+
+
+class DFS(PathStrategy):
+    """Plain DFS: every branch tries every alternative (current task first, then by task id).
+
+    With ``preemption_bound=k`` an alternative that switches away from a task that could have continued
+    is only tried while the execution has fewer than ``k`` such preemptions before that branch.
+    """
+
+    name = "dfs"
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__()
+        self.bound = preemption_bound
+
+    def _allowed(self, b: Branch, choice: int) -> bool:
+        if self.bound is None or b.kind == "c" or b.cur < 0 or choice == b.cur:
+            return True
+        return b.pre + 1 <= self.bound
+
+    def advance(self, outcome: Outcome) -> bool:
+        path = self.path
+        del path[self.pos:]  # branches after the end of this execution (aborted early) are stale
+        while path:
+            b = path[-1]
+            order = b.alternatives()
+            k = b.k + 1
+            while k < len(order) and not self._allowed(b, order[k]):
+                k += 1
+            if k < len(order):
+                b.k = k
+                b.chosen = order[k]
+                b.op = ""  # learnt again when the branch is reached
+                return True
+            path.pop()
+        return False

@@ -1,0 +1,207 @@
+"""The runtime seam: the one interface all model code calls.
+
+Model code (locks, fences, dma-buf core, drivers) never imports ``threading`` or ``greenlet``. It calls the
+current :class:`Runtime` for the few things that depend on *how* the program is executed:
+
+* ``spawn`` a task, ``current`` task, ``join`` (via :meth:`Task.join`);
+* ``point(op, obj, access)``: a **scheduling point**, called *before* an operation on shared state. Under the
+  controlled runtime the explorer decides here which task executes its next operation. Code between two
+  points of one task is treated as one atomic step, so every shared access must be preceded by a point;
+* ``wait(op, obj, access, ready, timeout_ns)``: a scheduling point that is only *enabled* once ``ready()`` is
+  true (or the timeout expired). This is the only way to block. ``notify(obj)`` must be called after a
+  state change that may make a waiter's ``ready()`` true (the threads runtime relies on it to wake threads;
+  the controlled runtime re-evaluates every predicate at every decision, so a forgotten ``notify`` shows up
+  as a deadlock on real threads, which the tests run too);
+* a clock (``now_ns``), and ``choose(n)``, a recorded data choice.
+
+Both implementations guarantee that model code between two scheduling points runs atomically with respect
+to other tasks' model code (the controlled runtime runs one greenlet at a time; the threads runtime holds a
+single model lock except at scheduling points and while blocked).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InvalidArgument
+
+__all__ = ["LOCAL", "READ", "WRITE", "Runtime", "Task", "holders_of"]
+
+#: Access kind of a scheduling point that only observes the object.
+READ = "read"
+#: Access kind of a scheduling point that may modify the object.
+WRITE = "write"
+#: Access kind of a step that neither changes shared state nor observes anything that can still change once
+#: it is enabled (joining a finished task). The controlled runtime runs such steps eagerly, without making a
+#: scheduling decision, so they never multiply the number of explored executions.
+LOCAL = "local"
+
+Ready = Callable[[], bool]
+
+
+class Task:
+    """One schedulable thread of model code (a kernel ``task_struct``).
+
+    Besides scheduling state, a task carries the per-task kernel context the primitives need: locks held
+    (``held``), atomic-context depth (spinlocks, irqs off, timer callbacks), RCU read-side nesting, the kernel
+    task state used by ``set_current_state``/``schedule``, pending signals and the kthread stop flag.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "args",
+        "atomic_depth",
+        "daemon",
+        "deadline",
+        "detached",
+        "done",
+        "exc",
+        "extra",
+        "fn",
+        "held",
+        "id",
+        "joined",
+        "kstate",
+        "name",
+        "obj",
+        "op",
+        "rcu_depth",
+        "rcu_gen",
+        "ready",
+        "result",
+        "should_stop",
+        "sigpending",
+        "access",
+    )
+
+    def __init__(
+        self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...], daemon: bool, detached: bool
+    ) -> None:
+        self.id = tid
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.daemon = daemon
+        self.detached = detached
+        self.done = False
+        self.joined = False
+        self.result: Any = None
+        self.exc: BaseException | None = None
+        self.held: list[Any] = []
+        self.atomic_depth = 0
+        self.rcu_depth = 0
+        self.rcu_gen = 0
+        self.kstate = 0
+        self.sigpending = False
+        self.should_stop = False
+        self.extra: dict[str, Any] = {}
+        # what the task is about to do / waiting for
+        self.op = ""
+        self.obj: object = None
+        self.access = WRITE
+        self.ready: Ready | None = None
+        self.deadline: int | None = None
+
+    def join(self, timeout: float | None = None) -> Any:
+        """Wait until the task finished and return its function's result.
+
+        Args:
+            timeout: seconds to wait at most (``None``: forever). On timeout :class:`TimeoutError` is raised.
+
+        Locking: may sleep; must not be called in atomic context.
+        """
+        from . import rt
+
+        r = rt()
+        if r.current() is self:
+            raise InvalidArgument(f"task {self.name!r} cannot join itself: that would wait forever")
+        ok = r.wait("join", self, LOCAL, self._is_done, None if timeout is None else int(timeout * 1e9))
+        if not ok:
+            raise TimeoutError(f"task {self.name!r} did not finish within {timeout} s")
+        self.joined = True
+        return self.result
+
+    def _is_done(self) -> bool:
+        return self.done
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else ("waiting" if self.ready is not None else "live")
+        return f"<Task {self.id} {self.name!r} {state}>"
+
+
+def holders_of(obj: object) -> list[Task]:
+    """Tasks that hold ``obj`` (for wait-for graphs): a task "holds" itself until it finishes; a lock object
+    reports its owner(s) through a ``_dm_holders()`` method."""
+    if isinstance(obj, Task):
+        return [] if obj.done else [obj]
+    h = getattr(obj, "_dm_holders", None)
+    if h is None:
+        return []
+    result: list[Task] = h()
+    return result
+
+
+class Runtime(ABC):
+    """Abstract runtime. See the module docstring for the contract."""
+
+    #: "threads" or "controlled"
+    kind: str = ""
+    #: per-run global state of the modelled kernel (fence context counter, system workqueue...).
+    globals: dict[str, Any]
+
+    @abstractmethod
+    def spawn(
+        self, fn: Callable[..., Any], args: tuple[Any, ...] = (), name: str | None = None, *,
+        daemon: bool = False, detached: bool = False,
+    ) -> Task:
+        """Start a task running ``fn(*args)``.
+
+        ``daemon`` tasks (workqueue workers, timer softirqs) are killed when every other task finished and
+        never count towards a deadlock on their own. ``detached`` tasks (kthreads, RCU callbacks) run to
+        completion but need not be joined.
+        """
+
+    @abstractmethod
+    def current(self) -> Task:
+        """The task running this code."""
+
+    @abstractmethod
+    def point(self, op: str, obj: object, access: str = WRITE) -> None:
+        """A scheduling point before operation ``op`` on ``obj`` with access kind READ or WRITE."""
+
+    @abstractmethod
+    def wait(
+        self, op: str, obj: object, access: str, ready: Ready, timeout_ns: int | None = None
+    ) -> bool:
+        """A scheduling point that blocks until ``ready()`` holds; returns its value when the task resumes
+        (``False`` only if the timeout expired first)."""
+
+    @abstractmethod
+    def notify(self, obj: object) -> None:
+        """Tell the runtime that tasks waiting on ``obj`` may now be ready."""
+
+    @abstractmethod
+    def notify_task(self, task: Task) -> None:
+        """Tell the runtime that ``task``'s wait predicate may now be true (signals, wake_up_process)."""
+
+    @abstractmethod
+    def now_ns(self) -> int:
+        """Monotonic time in nanoseconds since the start of the run (virtual under the explorer)."""
+
+    @abstractmethod
+    def choose(self, n: int, label: str = "") -> int:
+        """A recorded data choice in ``range(n)``."""
+
+    @abstractmethod
+    def log_warning(self, exc: BaseException) -> None:
+        """Record a kernel warning raised in ``log`` warn mode; it is reported as a finding at the end."""
+
+    @abstractmethod
+    def tasks(self) -> list[Task]:
+        """All tasks of this run, in creation order."""
+
+    def add_end_check(self, check: Callable[[], str | None]) -> None:
+        """Register a check run when every task has finished; a returned string is reported as a leak."""
+        self.globals.setdefault("_end_checks", []).append(check)

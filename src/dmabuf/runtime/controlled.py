@@ -1,0 +1,462 @@
+"""The controlled runtime: every task is a greenlet, exactly one runs at a time, and at every scheduling
+point a *decider* (the explorer's strategy) chooses which task executes its next operation.
+
+Execution model
+---------------
+A task is always in one of these states: running (exactly one), *at a point* (suspended just before an
+operation, described by ``task.op/obj/access``; for a wait also ``task.ready`` and ``task.deadline``), or
+done. A task at a point is *enabled* when it has no wait predicate, its predicate holds, or its deadline
+passed. At each scheduling point the runtime computes the enabled tasks; if more than one is enabled the
+decider picks (a *branch*), and the picked task executes its operation and runs on until its next point.
+
+Three rules keep the number of executions equal to the number of interleavings of visible operations:
+
+* a new task runs *eagerly* inside ``spawn`` up to its first point (code before a task's first point is
+  local by construction, because every shared access is preceded by a point);
+* enabled steps of access kind ``LOCAL`` (joining a finished task) are run eagerly, without a decision;
+* ``choose(n)`` is a data branch, not a scheduling point.
+
+So a body that spawns two tasks of three points each and joins them has C(6,3) = 20 executions, and 2 with
+preemption bound 0 (the only free choice is which task runs first when the body blocks in ``join``).
+
+Time is virtual (integer nanoseconds). It only advances when no task is enabled, some non-daemon task is
+still live and a wait has a deadline: then it jumps to the earliest deadline. No enabled task, no deadline
+and a live non-daemon task is a deadlock; the report names the wait-for cycle.
+
+Performance: greenlets are pooled and reused across executions, and the running task switches directly
+to the next one (no hub round trip) -- see the Foundation issue's measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from greenlet import greenlet, getcurrent
+
+from ..errors import InternalError, InvalidArgument, KernelWarning, TaskKilled
+from ._api import LOCAL, WRITE, Ready, Runtime, Task, holders_of
+from ._labels import Labeler
+from ._trace import TraceEvent
+
+__all__ = ["ControlledRuntime", "Decider", "Outcome"]
+
+#: Default bound on scheduling steps of one execution before it is reported as a livelock.
+DEFAULT_MAX_STEPS = 20_000
+
+
+class Decider(Protocol):
+    """What the runtime asks at a branch. Implemented by the explorer's strategies."""
+
+    def sched(self, rt: ControlledRuntime, options: list[Task], cur: Task | None) -> int:
+        """Index into ``options`` (enabled tasks in id order) of the task that executes next.
+        ``cur`` is the task that reached the point (``None`` if it finished)."""
+        ...
+
+    def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
+        """A value in ``range(n)`` for ``choose(n)``."""
+        ...
+
+
+class Outcome:
+    """How one execution ended.
+
+    ``kind`` is ``"ok"`` or a failure kind of the public contract; ``message`` is the human explanation;
+    ``task`` the task that failed (if any); ``exception`` the exception raised in it.
+    """
+
+    __slots__ = ("exception", "extra", "kind", "message", "result", "task")
+
+    def __init__(
+        self, kind: str, message: str = "", task: Task | None = None, exception: BaseException | None = None
+    ) -> None:
+        self.kind = kind
+        self.message = message
+        self.task = task
+        self.exception = exception
+        self.result: Any = None
+        self.extra: dict[str, Any] = {}
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+    def __repr__(self) -> str:
+        return f"<Outcome {self.kind}: {self.message[:60]}>"
+
+
+class _CTask(Task):
+    __slots__ = ("advancer", "at_point", "g")
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.g: Any = None
+        self.at_point = False
+        self.advancer: tuple[Any, Task] | None = None
+
+
+class ControlledRuntime(Runtime):
+    """Deterministic runtime driven by a :class:`Decider`. Reusable across executions (keeps its pool of
+    greenlets); call :meth:`run` once per execution."""
+
+    kind = "controlled"
+
+    def __init__(self, decider: Decider, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        self.decider = decider
+        self.max_steps = max_steps
+        self.tracing = False
+        self._pool: list[Any] = []
+        self.hub: Any = None
+        self._reset()
+
+    # ------------------------------------------------------------------ execution lifecycle
+    def _reset(self) -> None:
+        self._tasks: list[_CTask] = []
+        self._live: list[_CTask] = []
+        self.current_task: _CTask | None = None
+        self.steps = 0
+        self.preemptions = 0
+        self.now = 0
+        self.killing = False
+        self.globals: dict[str, Any] = {}
+        self.warnings: list[BaseException] = []
+        self.trace: list[TraceEvent] = []
+        self.labeler = Labeler()
+        self._ended_holding: list[str] = []
+
+    def run(self, body: Callable[[], Any], tracing: bool = False) -> Outcome:
+        """Run one execution of ``body`` as task ``main`` and return its :class:`Outcome`."""
+        self._reset()
+        self.tracing = tracing
+        self.hub = getcurrent()
+        main = self._new_task(body, (), "main", False, False)
+        self.current_task = main
+        g = self._greenlet()
+        main.g = g
+        outcome = g.switch(main)
+        if not isinstance(outcome, Outcome):
+            raise InternalError(f"execution ended without an outcome ({outcome!r})")
+        self._kill_all()
+        if outcome.kind == "ok":
+            outcome.result = main.result
+            outcome = self._end_checks(outcome)
+        return outcome
+
+    def _greenlet(self) -> Any:
+        if self._pool:
+            return self._pool.pop()
+        return greenlet(self._worker_main, parent=self.hub)
+
+    def _new_task(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, daemon: bool, detached: bool
+    ) -> _CTask:
+        tid = len(self._tasks)
+        t = _CTask(tid, name or f"task-{tid}", fn, args, daemon, detached)
+        self._tasks.append(t)
+        self._live.append(t)
+        return t
+
+    def _worker_main(self, task: _CTask) -> None:
+        while True:
+            try:
+                task.result = task.fn(*task.args)
+            except TaskKilled:
+                pass
+            except BaseException as e:  # noqa: BLE001 - a task's failure is reported, never swallowed
+                task.exc = e
+            task = self._exit(task)
+
+    def _exit(self, task: _CTask) -> Any:
+        """The task's function returned. Returns the next task assigned to this greenlet (when reused)."""
+        task.done = True
+        task.at_point = False
+        self._live.remove(task)
+        g = getcurrent()
+        self._pool.append(g)
+        if self.killing:
+            return self.hub.switch(None)
+        if self.tracing:
+            self._ev(task, "exit", None, "", "raised " + type(task.exc).__name__ if task.exc else "")
+        if task.exc is not None:
+            kind = "kernel-warning" if isinstance(task.exc, KernelWarning) else "exception"
+            msg = f"task {task.name!r} raised {type(task.exc).__name__}: {task.exc}"
+            return self.hub.switch(Outcome(kind, msg, task, task.exc))
+        if task.held:
+            names = ", ".join(self.labeler.name(h) for h in task.held)
+            self._ended_holding.append(f"task {task.name!r} exited holding {names}")
+        adv = task.advancer
+        if adv is not None:
+            task.advancer = None
+            self.current_task = adv[1]  # type: ignore[assignment]
+            return adv[0].switch()
+        return self._reschedule(None)
+
+    def _kill_all(self) -> None:
+        self.killing = True
+        try:
+            for t in list(self._live):
+                if not t.done and t.g is not None:
+                    self.current_task = t
+                    t.g.throw(TaskKilled)
+                    if not t.done:
+                        raise InternalError(f"task {t.name!r} survived being killed")
+        finally:
+            self.killing = False
+            self.current_task = None
+
+    def _end_checks(self, outcome: Outcome) -> Outcome:
+        if self.warnings:
+            w = self.warnings[0]
+            return Outcome("kernel-warning", f"kernel warning (logged): {w}", None, w)
+        problems: list[str] = []
+        for t in self._tasks:
+            if t.id and not (t.daemon or t.detached or t.joined):
+                problems.append(f"task {t.name!r} was spawned but never joined")
+        problems.extend(self._ended_holding)
+        for check in self.globals.get("_end_checks", []):
+            msg = check()
+            if msg:
+                problems.append(msg)
+        if problems:
+            return Outcome("leak", "; ".join(problems))
+        return outcome
+
+    # ------------------------------------------------------------------ scheduling core
+    def _enabled(self) -> list[_CTask]:
+        now = self.now
+        opts = []
+        for t in self._live:
+            if t.at_point:
+                r = t.ready
+                if r is None or r():
+                    opts.append(t)
+                else:
+                    d = t.deadline
+                    if d is not None and d <= now:
+                        opts.append(t)
+        return opts
+
+    def _reschedule(self, cur: _CTask | None) -> Any:
+        """Pick the task that executes next and switch to it. Returns when ``cur`` is picked again (or, if
+        ``cur`` is ``None``, when this greenlet is reused for a new task: then the new task is returned)."""
+        while True:
+            opts = self._enabled()
+            if opts:
+                # eagerly run enabled LOCAL steps: they commute with everything
+                local = None
+                for t in opts:
+                    if t.access is LOCAL:
+                        local = t
+                        break
+                if local is None:
+                    break
+                self.steps += 1
+                if local is cur:
+                    cur.at_point = False
+                    return None
+                self._advance(local)
+                continue
+            if all(t.daemon for t in self._live):
+                return self.hub.switch(Outcome("ok"))
+            if not self._advance_time():
+                return self.hub.switch(self._deadlock_outcome())
+        if len(opts) == 1:
+            nxt = opts[0]
+        else:
+            idx = self.decider.sched(self, opts, cur)  # type: ignore[arg-type]
+            nxt = opts[idx]
+            if cur is not None and nxt is not cur and cur in opts:
+                self.preemptions += 1
+                if self.tracing:
+                    self._ev(nxt, "preempt", None, "", f"preempts {cur.name}")
+        self.steps += 1
+        if self.steps > self.max_steps:
+            return self.hub.switch(self._livelock_outcome())
+        if self.tracing:
+            self._trace_step(nxt)
+        nxt.at_point = False
+        if nxt is cur:
+            return None
+        self.current_task = nxt
+        return nxt.g.switch()
+
+    def _advance(self, t: _CTask) -> None:
+        """Run ``t`` until its next point (or block/exit), then come back here."""
+        if self.tracing:
+            self._trace_step(t)
+        t.at_point = False
+        t.advancer = (getcurrent(), self.current_task)  # type: ignore[assignment]
+        self.current_task = t
+        t.g.switch()
+
+    def _back_to_advancer(self, t: _CTask) -> None:
+        adv = t.advancer
+        assert adv is not None
+        t.advancer = None
+        self.current_task = adv[1]  # type: ignore[assignment]
+        adv[0].switch()
+
+    def _advance_time(self) -> bool:
+        best: int | None = None
+        for t in self._live:
+            d = t.deadline
+            if t.at_point and d is not None and (best is None or d < best):
+                best = d
+        if best is None:
+            return False
+        if best > self.now:
+            self.now = best
+            if self.tracing:
+                self.trace.append(TraceEvent(self.steps, "-", "time", "-", "", f"virtual time -> {best / 1e9:g} s"))
+        return True
+
+    # ------------------------------------------------------------------ the seam
+    def current(self) -> Task:
+        t = self.current_task
+        if t is None:
+            raise InternalError("controlled runtime has no current task")
+        return t
+
+    def tasks(self) -> list[Task]:
+        return list(self._tasks)
+
+    def point(self, op: str, obj: object, access: str = WRITE) -> None:
+        if self.killing:
+            raise TaskKilled
+        t = self.current_task
+        assert t is not None
+        t.op = op
+        t.obj = obj
+        t.access = access
+        t.ready = None
+        t.deadline = None
+        t.at_point = True
+        if t.advancer is not None:
+            self._back_to_advancer(t)
+        else:
+            self._reschedule(t)
+
+    def wait(self, op: str, obj: object, access: str, ready: Ready, timeout_ns: int | None = None) -> bool:
+        if self.killing:
+            raise TaskKilled
+        t = self.current_task
+        assert t is not None
+        t.op = op
+        t.obj = obj
+        t.access = access
+        t.ready = ready
+        t.deadline = None if timeout_ns is None else self.now + max(0, timeout_ns)
+        t.at_point = True
+        if self.tracing and not ready():
+            self._ev(t, "block", obj, access, f"waits for {op}")
+        if t.advancer is not None:
+            self._back_to_advancer(t)
+        else:
+            self._reschedule(t)
+        t.ready = None
+        t.deadline = None
+        ok = ready()
+        if not ok and self.tracing:
+            self._ev(t, "timeout", obj, access, f"{op} timed out")
+        return ok
+
+    def notify(self, obj: object) -> None:
+        """No-op: the controlled runtime re-evaluates every wait predicate at every decision."""
+
+    def notify_task(self, task: Task) -> None:
+        """No-op, as :meth:`notify`."""
+
+    def now_ns(self) -> int:
+        return self.now
+
+    def choose(self, n: int, label: str = "") -> int:
+        if self.killing:
+            raise TaskKilled
+        if n == 1:
+            return 0
+        v = self.decider.data(self, n, label)
+        if self.tracing:
+            t = self.current_task
+            assert t is not None
+            self._ev(t, "choose", label or None, "", f"chose {v} of {n}")
+        return v
+
+    def spawn(
+        self, fn: Callable[..., Any], args: tuple[Any, ...] = (), name: str | None = None, *,
+        daemon: bool = False, detached: bool = False,
+    ) -> Task:
+        if self.killing:
+            raise TaskKilled
+        if not callable(fn):
+            raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}")
+        parent = self.current_task
+        t = self._new_task(fn, args, name, daemon, detached)
+        if self.tracing and parent is not None:
+            self._ev(parent, "spawn", t, "", "")
+        g = self._greenlet()
+        t.g = g
+        t.advancer = (getcurrent(), parent)  # type: ignore[assignment]
+        self.current_task = t
+        g.switch(t)
+        return t
+
+    def log_warning(self, exc: BaseException) -> None:
+        self.warnings.append(exc)
+        if self.tracing and self.current_task is not None:
+            self._ev(self.current_task, "WARN", None, "", str(exc))
+
+    # ------------------------------------------------------------------ reports
+    def _ev(self, t: Task, op: str, obj: object, access: str, note: str) -> None:
+        self.trace.append(TraceEvent(self.steps, t.name, op, self.labeler.name(obj), access, note))
+
+    def _trace_step(self, t: _CTask) -> None:
+        self.trace.append(TraceEvent(self.steps, t.name, t.op, self.labeler.name(t.obj), t.access, ""))
+
+    def describe_wait(self, t: Task) -> str:
+        name = self.labeler.name(t.obj)
+        holders = [h for h in holders_of(t.obj) if h is not t]
+        if holders:
+            return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
+        return f"{t.name} waits to {t.op} {name} (no task will make it ready)"
+
+    def _deadlock_outcome(self) -> Outcome:
+        blocked = [t for t in self._live if t.at_point]
+        cycle = find_wait_cycle(blocked)
+        if cycle:
+            parts = [self.describe_wait(t) for t in cycle]
+            msg = "deadlock: wait-for cycle: " + "; ".join(parts) + "."
+        else:
+            parts = [self.describe_wait(t) for t in blocked if not t.daemon]
+            msg = "deadlock: every live task is blocked and nothing can wake them: " + "; ".join(parts) + "."
+        o = Outcome("deadlock", msg, blocked[0] if blocked else None)
+        o.extra["cycle"] = [t.name for t in cycle]
+        return o
+
+    def _livelock_outcome(self) -> Outcome:
+        return Outcome(
+            "livelock",
+            f"livelock: the execution exceeded its bound of {self.max_steps} scheduling steps; tasks keep "
+            "running without finishing (a retry loop that never succeeds, or polling time without sleeping). "
+            "Raise max_steps if the program really needs that many steps.",
+        )
+
+
+def find_wait_cycle(blocked: list[Any]) -> list[Any]:
+    """A cycle in the wait-for graph (task -> holders of the object it waits on), or ``[]``."""
+    blocked_set = {id(t) for t in blocked}
+    for start in blocked:
+        path: list[Any] = []
+        seen: dict[int, int] = {}
+        t = start
+        while t is not None and id(t) in blocked_set and id(t) not in seen:
+            seen[id(t)] = len(path)
+            path.append(t)
+            nxt = None
+            for h in holders_of(t.obj):
+                if h is not t and id(h) in blocked_set:
+                    nxt = h
+                    break
+            t = nxt
+        if t is not None and id(t) in seen:
+            return path[seen[id(t)]:]
+    return []
