@@ -1,0 +1,173 @@
+"""lockdep-lite: the kernel's lock validator, reduced to what finds protocol bugs in buffer-sharing code.
+
+What it tracks:
+
+* the locks each task holds, in acquisition order (``task.held``);
+* **lock classes** and the order in which classes were taken. A lock's class is the name given at init
+  (``Mutex(name=...)``, a ww class, ``reservation_ww_class`` for every resv) or else the lock's own trace
+  name (``Mutex#1``), which is stable across the executions of one search. (The kernel keys classes by init
+  call site; per-instance keys avoid false "recursive locking" reports for locks made in a loop.)
+* When a new acquisition adds an edge ``held -> new`` and a path ``new -> ... -> held`` already exists, the
+  program *can* deadlock even if this execution did not: a ``possible circular locking dependency`` report
+  (kind ``kernel-warning``) printing both chains. Such a report is *deferred*: the explorer keeps searching
+  and prefers an actual deadlock if it can reach one; otherwise the lockdep report is the finding.
+
+Under the explorer the order graph lives on the runtime object, so it carries across the executions of one
+search. The other checks (sleeping in atomic context, ww nesting, fence signalling sections, assert_held)
+raise at once through :func:`dmabuf.kernel.WARN`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import KernelWarning
+from .kernel import config
+from .runtime import Task, active, label_of
+
+__all__ = [
+    "LockdepWarning",
+    "OrderGraph",
+    "acquire",
+    "assert_held",
+    "class_of",
+    "held_locks",
+    "is_held",
+    "release",
+]
+
+
+class LockdepWarning(KernelWarning):
+    """A lock-order cycle found by lockdep-lite (possible deadlock, not necessarily reached)."""
+
+
+class OrderGraph:
+    """Edges between lock classes, each with the chain of held locks that first created it."""
+
+    def __init__(self) -> None:
+        self.edges: dict[str, dict[str, list[str]]] = {}
+        self.reported: set[frozenset[str]] = set()
+
+    def path(self, src: str, dst: str) -> list[str] | None:
+        """A path of classes from src to dst (inclusive), or None."""
+        stack: list[tuple[str, list[str]]] = [(src, [src])]
+        seen = {src}
+        while stack:
+            node, p = stack.pop()
+            if node == dst:
+                return p
+            for nxt in self.edges.get(node, {}):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*p, nxt]))
+        return None
+
+    def add(self, before: str, after: str, chain: list[str]) -> list[str] | None:
+        """Record ``before -> after``; return the reverse path if the new edge closes a cycle."""
+        if before == after:
+            return None
+        out = self.edges.setdefault(before, {})
+        if after in out:
+            return None
+        reverse = self.path(after, before)
+        out[after] = chain
+        return reverse
+
+
+def _graph() -> OrderGraph | None:
+    r = active()
+    if r is None:
+        return None
+    g = getattr(r, "lockdep_graph", None)
+    if g is None:
+        g = OrderGraph()
+        r.lockdep_graph = g  # type: ignore[attr-defined]
+    return g
+
+
+def class_of(lock: Any) -> str:
+    """The lockdep class name of ``lock``."""
+    cls = getattr(lock, "_dm_class", None)
+    if isinstance(cls, str) and cls:
+        return cls
+    return label_of(lock)
+
+
+def held_locks(task: Task) -> list[Any]:
+    """Locks ``task`` holds, oldest first."""
+    return list(task.held)
+
+
+def is_held(lock: Any, task: Task | None = None) -> bool:
+    """True if ``task`` (default: the current task) holds ``lock``."""
+    if task is None:
+        r = active()
+        if r is None:
+            return False
+        task = r.current()
+    return any(h is lock for h in task.held)
+
+
+def acquire(task: Task, lock: Any, *, nest_ok: bool = False) -> None:
+    """Record that ``task`` now holds ``lock`` and check the class order.
+
+    ``nest_ok``: several locks of this class may be held (a ww acquire context, ``mutex_lock_nested``).
+    """
+    if config.CONFIG_PROVE_LOCKING:
+        new_cls = class_of(lock)
+        g = _graph()
+        if g is not None:
+            for h in task.held:
+                hc = class_of(h)
+                if hc == new_cls:
+                    continue  # same class: nesting rules are checked by the primitive
+                chain = [class_of(x) for x in task.held] + [new_cls]
+                reverse = g.add(hc, new_cls, chain)
+                if reverse is not None:
+                    _report_cycle(g, task, hc, new_cls, chain, reverse)
+    task.held.append(lock)
+
+
+def _report_cycle(
+    g: OrderGraph, task: Task, held: str, new: str, chain: list[str], reverse: list[str]
+) -> None:
+    key = frozenset((held, new))
+    if key in g.reported:
+        return
+    g.reported.add(key)
+    earlier = []
+    for a, b in zip(reverse, reverse[1:]):
+        earlier.append(f"{a} -> {b} (first taken while holding {' -> '.join(g.edges[a][b])})")
+    msg = (
+        "possible circular locking dependency detected: task "
+        f"{task.name!r} takes {new} while holding {held} (chain {' -> '.join(chain)}), but earlier "
+        f"{' ; '.join(earlier)}. Two tasks taking these locks in opposite orders can deadlock; "
+        "take them in one global order (or under one ww acquire context)."
+    )
+    exc = LockdepWarning(msg, "lockdep: lock order inversion")
+    r = active()
+    if r is not None:
+        r.log_warning(exc)
+
+
+def release(task: Task, lock: Any) -> bool:
+    """Record that ``task`` released ``lock``; False if it did not hold it."""
+    held = task.held
+    for i in range(len(held) - 1, -1, -1):
+        if held[i] is lock:
+            del held[i]
+            return True
+    return False
+
+
+def assert_held(lock: Any, what: str = "") -> None:
+    """``lockdep_assert_held``: WARN unless the current task holds ``lock``."""
+    from .kernel._warn import WARN
+
+    r = active()
+    if r is None:
+        return
+    t = r.current()
+    if not is_held(lock, t):
+        WARN(True, f"{what or label_of(lock)} must be held by {t.name!r} here (lockdep_assert_held)",
+             "lockdep_assert_held")

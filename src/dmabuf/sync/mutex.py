@@ -1,0 +1,121 @@
+"""Sleeping mutex (``struct mutex``) with owner tracking and the kernel's debug checks."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from .. import lockdep
+from ..errors import InvalidArgument
+from ..kernel._warn import WARN
+from ..kernel.errno import EINTR
+from ..runtime import WRITE, Task, rt
+
+__all__ = ["Mutex"]
+
+
+class Mutex:
+    """A sleeping lock. ``with m:`` locks and unlocks.
+
+    Debug checks as with ``CONFIG_DEBUG_MUTEXES``/lockdep: unlocking a mutex the task does not own, locking
+    in atomic context, re-locking a mutex the task already holds (lockdep "recursive locking"; without
+    ``CONFIG_PROVE_LOCKING`` that is a plain self-deadlock) are ``KernelWarning``\\ s.
+
+    Kernel: ``struct mutex`` (kernel/locking/mutex.c).
+    """
+
+    def __init__(self, name: str | None = None, *, lock_class: str | None = None) -> None:
+        self.owner: Task | None = None
+        self._dm_label = name
+        self._dm_class = lock_class
+
+    def _dm_holders(self) -> list[Task]:
+        return [self.owner] if self.owner is not None else []
+
+    def _free(self) -> bool:
+        return self.owner is None
+
+    def _check_lock(self, t: Task) -> None:
+        from ..kernel.sched import might_sleep
+
+        might_sleep()
+        from ..kernel import config
+
+        if self.owner is t and config.CONFIG_PROVE_LOCKING:
+            WARN(True, f"possible recursive locking detected: {t.name!r} locks {lockdep.class_of(self)} again",
+                 "mutex: recursive locking")
+
+    def lock(self) -> None:
+        """Acquire, sleeping while another task holds it.
+
+        Locking: may sleep; not in atomic context. Kernel: ``mutex_lock``.
+        """
+        r = rt()
+        t = r.current()
+        self._check_lock(t)
+        r.wait("lock", self, WRITE, self._free)
+        self.owner = t
+        lockdep.acquire(t, self)
+
+    def lock_interruptible(self) -> int:
+        """Acquire unless a signal arrives first: 0 or ``-EINTR``. Kernel: ``mutex_lock_interruptible``."""
+        r = rt()
+        t = r.current()
+        self._check_lock(t)
+        r.wait("lock", self, WRITE, lambda: self.owner is None or t.sigpending)
+        if self.owner is not None:
+            return -EINTR
+        self.owner = t
+        lockdep.acquire(t, self)
+        return 0
+
+    def trylock(self) -> bool:
+        """Acquire if free, without sleeping. Kernel: ``mutex_trylock`` (returns 1/0)."""
+        r = rt()
+        t = r.current()
+        r.point("trylock", self, WRITE)
+        if self.owner is not None:
+            return False
+        self.owner = t
+        lockdep.acquire(t, self)
+        return True
+
+    def unlock(self) -> None:
+        """Release. Unlocking a mutex the caller does not hold WARNs and leaves it unchanged.
+
+        Kernel: ``mutex_unlock``.
+        """
+        r = rt()
+        t = r.current()
+        r.point("unlock", self, WRITE)
+        if self.owner is not t:
+            who = "nobody" if self.owner is None else repr(self.owner.name)
+            WARN(True, f"mutex_unlock of {lockdep.class_of(self)} by {t.name!r}, but it is held by {who}",
+                 "mutex: unlock of a mutex not held by the caller")
+            return
+        self.owner = None
+        lockdep.release(t, self)
+        r.notify(self)
+
+    def is_locked(self) -> bool:
+        """True if some task holds it. Kernel: ``mutex_is_locked``."""
+        r = rt()
+        r.point("is_locked", self, "read")
+        return self.owner is not None
+
+    def __enter__(self) -> Mutex:
+        self.lock()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.unlock()
+
+    def __repr__(self) -> str:
+        return f"<Mutex {lockdep.class_of(self)} owner={self.owner.name if self.owner else None}>"
+
+
+def check_mutex(m: Any, fn: str) -> Mutex:
+    """Type check for kernel-named wrappers."""
+    if not isinstance(m, Mutex):
+        raise InvalidArgument(f"{fn} needs a Mutex, got {type(m).__name__}")
+    return m
