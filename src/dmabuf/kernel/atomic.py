@@ -1,0 +1,3 @@
+"""Kernel names for atomic (being written)."""
+
+__all__: list[str] = []

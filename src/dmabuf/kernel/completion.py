@@ -1,0 +1,3 @@
+"""Kernel names for completion (being written)."""
+
+__all__: list[str] = []

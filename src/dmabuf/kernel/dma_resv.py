@@ -1,0 +1,3 @@
+"""Kernel names for dma_resv (being written)."""
+
+__all__: list[str] = []

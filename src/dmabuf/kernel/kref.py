@@ -1,0 +1,3 @@
+"""Kernel names for kref (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel names for kthread (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel names for list (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel names for once (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel names for rcu (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel names for seqcount (being written)."""
+
+__all__: list[str] = []

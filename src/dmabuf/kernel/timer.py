@@ -1,0 +1,3 @@
+"""Kernel names for timer (being written)."""
+
+__all__: list[str] = []

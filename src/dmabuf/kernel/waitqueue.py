@@ -1,0 +1,3 @@
+"""Kernel names for waitqueue (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Kernel names for workqueue (being written)."""
+
+__all__: list[str] = []

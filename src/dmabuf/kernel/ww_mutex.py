@@ -1,0 +1,3 @@
+"""Kernel names for ww_mutex (being written)."""
+
+__all__: list[str] = []
