@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import (
-    DeadlockDetected,
     Deadlk,
+    DeadlockDetected,
     DmabufError,
     InvalidArgument,
     KernelBug,

@@ -119,7 +119,7 @@ class InternalError(DmabufError):
         super().__init__(message)
 
 
-class TaskKilled(BaseException):  # noqa: N818 - control flow, not an error
+class TaskKilled(BaseException):
     """Raised inside a task that the runtime is tearing down (end of an execution, failure elsewhere).
 
     Derives from ``BaseException`` so model code's ``except Exception`` does not swallow it.

@@ -169,5 +169,8 @@ def assert_held(lock: Any, what: str = "") -> None:
         return
     t = r.current()
     if not is_held(lock, t):
-        WARN(True, f"{what or label_of(lock)} must be held by {t.name!r} here (lockdep_assert_held)",
-             "lockdep_assert_held")
+        WARN(
+            True,
+            f"{what or label_of(lock)} must be held by {t.name!r} here (lockdep_assert_held)",
+            "lockdep_assert_held",
+        )

@@ -76,7 +76,9 @@ def explore(
     if time_budget is not None and (
         isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or time_budget <= 0
     ):
-        raise InvalidArgument(f"time_budget must be a positive number of seconds or None, got {time_budget!r}")
+        raise InvalidArgument(
+            f"time_budget must be a positive number of seconds or None, got {time_budget!r}"
+        )
     strat = _make_strategy(strategy, preemption_bound, seed, depth=depth, max_steps=max_steps)
     if workers != 1:
         raise UsageError(
@@ -117,7 +119,9 @@ def explore(
     )
 
 
-def _run_replay(rt: ControlledRuntime, body: Callable[[], Any], entries: list[Entry]) -> tuple[Outcome, ReplayStrategy]:
+def _run_replay(
+    rt: ControlledRuntime, body: Callable[[], Any], entries: list[Entry]
+) -> tuple[Outcome, ReplayStrategy]:
     saved = rt.decider
     rep = ReplayStrategy(entries)
     rt.decider = rep

@@ -92,10 +92,10 @@ def repeating_suffix(trace: list[TraceEvent], max_period: int = 64) -> tuple[lis
     keys = [(e.task, e.op, e.obj) for e in steps]
     n = len(keys)
     for p in range(1, min(max_period, n // 3) + 1):
-        tail = keys[n - p:]
+        tail = keys[n - p :]
         reps = 1
-        while (reps + 1) * p <= n and keys[n - (reps + 1) * p: n - reps * p] == tail:
+        while (reps + 1) * p <= n and keys[n - (reps + 1) * p : n - reps * p] == tail:
             reps += 1
         if reps >= 3:
-            return steps[n - p:], reps
+            return steps[n - p :], reps
     return [], 0

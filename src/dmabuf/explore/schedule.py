@@ -63,9 +63,11 @@ def decode(schedule: str) -> list[Entry]:
     s = schedule.strip()
     if s.startswith(ZIPPED):
         try:
-            s = PLAIN + zlib.decompress(base64.urlsafe_b64decode(s[len(ZIPPED):].encode())).decode()
+            s = PLAIN + zlib.decompress(base64.urlsafe_b64decode(s[len(ZIPPED) :].encode())).decode()
         except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as e:
-            raise ReplayFormatError(f"corrupt compressed replay string ({e}); copy it again in full") from None
+            raise ReplayFormatError(
+                f"corrupt compressed replay string ({e}); copy it again in full"
+            ) from None
     if not s.startswith(PLAIN):
         head = s.split(":", 1)[0] if ":" in s else s[:20]
         if head.startswith("dmabuf-"):
@@ -76,7 +78,7 @@ def decode(schedule: str) -> list[Entry]:
         raise ReplayFormatError(
             f"not a dmabuf replay string (it must start with {PLAIN!r}); pass failure.schedule unchanged"
         )
-    body = s[len(PLAIN):]
+    body = s[len(PLAIN) :]
     out: list[Entry] = []
     if not body:
         return out

@@ -6,9 +6,28 @@ import errno as _errno
 from typing import Any
 
 __all__ = [
-    "EAGAIN", "EALREADY", "EBADF", "EBUSY", "EDEADLK", "EINTR", "EINVAL", "EIO", "ENOENT", "ENOMEM",
-    "EOVERFLOW", "EPERM", "ERESTARTSYS", "ERR_PTR", "ETIME", "ETIMEDOUT", "ErrPtr", "IS_ERR", "IS_ERR_OR_NULL",
-    "MAX_ERRNO", "PTR_ERR", "PTR_ERR_OR_ZERO",
+    "EAGAIN",
+    "EALREADY",
+    "EBADF",
+    "EBUSY",
+    "EDEADLK",
+    "EINTR",
+    "EINVAL",
+    "EIO",
+    "ENOENT",
+    "ENOMEM",
+    "EOVERFLOW",
+    "EPERM",
+    "ERESTARTSYS",
+    "ERR_PTR",
+    "ETIME",
+    "ETIMEDOUT",
+    "IS_ERR",
+    "IS_ERR_OR_NULL",
+    "MAX_ERRNO",
+    "PTR_ERR",
+    "PTR_ERR_OR_ZERO",
+    "ErrPtr",
 ]
 
 EPERM = _errno.EPERM

@@ -11,10 +11,29 @@ from ..sync.mutex import Mutex, check_mutex
 from ..sync.spinlock import SpinLock, check_spinlock
 
 __all__ = [
-    "DEFINE_MUTEX", "DEFINE_SPINLOCK", "Mutex", "SpinLock", "lockdep_assert_held", "mutex_destroy",
-    "mutex_init", "mutex_is_locked", "mutex_lock", "mutex_lock_interruptible", "mutex_lock_nested",
-    "mutex_trylock", "mutex_unlock", "spin_is_locked", "spin_lock", "spin_lock_bh", "spin_lock_init",
-    "spin_lock_irq", "spin_lock_irqsave", "spin_trylock", "spin_unlock", "spin_unlock_bh", "spin_unlock_irq",
+    "DEFINE_MUTEX",
+    "DEFINE_SPINLOCK",
+    "Mutex",
+    "SpinLock",
+    "lockdep_assert_held",
+    "mutex_destroy",
+    "mutex_init",
+    "mutex_is_locked",
+    "mutex_lock",
+    "mutex_lock_interruptible",
+    "mutex_lock_nested",
+    "mutex_trylock",
+    "mutex_unlock",
+    "spin_is_locked",
+    "spin_lock",
+    "spin_lock_bh",
+    "spin_lock_init",
+    "spin_lock_irq",
+    "spin_lock_irqsave",
+    "spin_trylock",
+    "spin_unlock",
+    "spin_unlock_bh",
+    "spin_unlock_irq",
     "spin_unlock_irqrestore",
 ]
 
@@ -98,7 +117,11 @@ def mutex_destroy(lock: Mutex) -> None:
     from ._warn import WARN
 
     m = check_mutex(lock, "mutex_destroy")
-    WARN(m.owner is not None, f"mutex_destroy of locked mutex {lockdep.class_of(m)}", "mutex: destroy while locked")
+    WARN(
+        m.owner is not None,
+        f"mutex_destroy of locked mutex {lockdep.class_of(m)}",
+        "mutex: destroy while locked",
+    )
 
 
 def mutex_lock(lock: Mutex) -> None:

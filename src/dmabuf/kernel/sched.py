@@ -15,11 +15,33 @@ from . import config
 from ._warn import WARN
 
 __all__ = [
-    "HZ", "MAX_SCHEDULE_TIMEOUT", "TASK_INTERRUPTIBLE", "TASK_RUNNING", "TASK_UNINTERRUPTIBLE", "current",
-    "flush_signals", "in_atomic", "jiffies", "jiffies_to_msecs", "might_sleep", "msecs_to_jiffies",
-    "msleep", "msleep_interruptible", "schedule", "schedule_timeout", "schedule_timeout_interruptible",
-    "schedule_timeout_uninterruptible", "send_sig", "set_current_state", "signal_pending", "time_after",
-    "time_after_eq", "time_before", "time_before_eq", "usecs_to_jiffies", "wake_up_process",
+    "HZ",
+    "MAX_SCHEDULE_TIMEOUT",
+    "TASK_INTERRUPTIBLE",
+    "TASK_RUNNING",
+    "TASK_UNINTERRUPTIBLE",
+    "current",
+    "flush_signals",
+    "in_atomic",
+    "jiffies",
+    "jiffies_to_msecs",
+    "might_sleep",
+    "msecs_to_jiffies",
+    "msleep",
+    "msleep_interruptible",
+    "schedule",
+    "schedule_timeout",
+    "schedule_timeout_interruptible",
+    "schedule_timeout_uninterruptible",
+    "send_sig",
+    "set_current_state",
+    "signal_pending",
+    "time_after",
+    "time_after_eq",
+    "time_before",
+    "time_before_eq",
+    "usecs_to_jiffies",
+    "wake_up_process",
 ]
 
 HZ = config.HZ
@@ -57,10 +79,16 @@ def might_sleep() -> None:
     """
     t = rt().current()
     if t.atomic_depth > 0 or t.rcu_depth > 0:
-        where = "atomic context (spinlock held, irqs off or timer callback)" if t.atomic_depth else (
-            "an RCU read-side critical section")
-        WARN(True, f"sleeping function called from invalid context: task {t.name!r} is in {where}",
-             "might_sleep: sleeping in atomic context")
+        where = (
+            "atomic context (spinlock held, irqs off or timer callback)"
+            if t.atomic_depth
+            else ("an RCU read-side critical section")
+        )
+        WARN(
+            True,
+            f"sleeping function called from invalid context: task {t.name!r} is in {where}",
+            "might_sleep: sleeping in atomic context",
+        )
 
 
 def jiffies() -> int:

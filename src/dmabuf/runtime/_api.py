@@ -51,6 +51,7 @@ class Task:
 
     __slots__ = (
         "__weakref__",
+        "access",
         "args",
         "atomic_depth",
         "daemon",
@@ -73,7 +74,6 @@ class Task:
         "result",
         "should_stop",
         "sigpending",
-        "access",
     )
 
     def __init__(
@@ -153,8 +153,13 @@ class Runtime(ABC):
 
     @abstractmethod
     def spawn(
-        self, fn: Callable[..., Any], args: tuple[Any, ...] = (), name: str | None = None, *,
-        daemon: bool = False, detached: bool = False,
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        name: str | None = None,
+        *,
+        daemon: bool = False,
+        detached: bool = False,
     ) -> Task:
         """Start a task running ``fn(*args)``.
 
@@ -172,9 +177,7 @@ class Runtime(ABC):
         """A scheduling point before operation ``op`` on ``obj`` with access kind READ or WRITE."""
 
     @abstractmethod
-    def wait(
-        self, op: str, obj: object, access: str, ready: Ready, timeout_ns: int | None = None
-    ) -> bool:
+    def wait(self, op: str, obj: object, access: str, ready: Ready, timeout_ns: int | None = None) -> bool:
         """A scheduling point that blocks until ``ready()`` holds; returns its value when the task resumes
         (``False`` only if the timeout expired first)."""
 

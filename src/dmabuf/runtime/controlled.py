@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from greenlet import greenlet, getcurrent
+from greenlet import getcurrent, greenlet
 
 from ..errors import InternalError, InvalidArgument, KernelWarning, TaskKilled
 from ._api import LOCAL, WRITE, Ready, Runtime, Task, holders_of
@@ -162,7 +162,7 @@ class ControlledRuntime(Runtime):
                 task.result = task.fn(*task.args)
             except TaskKilled:
                 pass
-            except BaseException as e:  # noqa: BLE001 - a task's failure is reported, never swallowed
+            except BaseException as e:
                 task.exc = e
             task = self._exit(task)
 
@@ -307,7 +307,9 @@ class ControlledRuntime(Runtime):
         if best > self.now:
             self.now = best
             if self.tracing:
-                self.trace.append(TraceEvent(self.steps, "-", "time", "-", "", f"virtual time -> {best / 1e9:g} s"))
+                self.trace.append(
+                    TraceEvent(self.steps, "-", "time", "-", "", f"virtual time -> {best / 1e9:g} s")
+                )
         return True
 
     # ------------------------------------------------------------------ the seam
@@ -382,8 +384,13 @@ class ControlledRuntime(Runtime):
         return v
 
     def spawn(
-        self, fn: Callable[..., Any], args: tuple[Any, ...] = (), name: str | None = None, *,
-        daemon: bool = False, detached: bool = False,
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        name: str | None = None,
+        *,
+        daemon: bool = False,
+        detached: bool = False,
     ) -> Task:
         if self.killing:
             raise TaskKilled
@@ -458,5 +465,5 @@ def find_wait_cycle(blocked: list[Any]) -> list[Any]:
                     break
             t = nxt
         if t is not None and id(t) in seen:
-            return path[seen[id(t)]:]
+            return path[seen[id(t)] :]
     return []

@@ -109,7 +109,7 @@ class ThreadRuntime(Runtime):
             t.result = t.fn(*t.args)
         except TaskKilled:
             pass
-        except BaseException as e:  # noqa: BLE001 - reported as the run's failure
+        except BaseException as e:
             t.exc = e
             if not self._killing:
                 self._fail(e)
@@ -171,8 +171,13 @@ class ThreadRuntime(Runtime):
         return list(self._tasks)
 
     def spawn(
-        self, fn: Callable[..., Any], args: tuple[Any, ...] = (), name: str | None = None, *,
-        daemon: bool = False, detached: bool = False,
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        name: str | None = None,
+        *,
+        daemon: bool = False,
+        detached: bool = False,
     ) -> Task:
         if self._killing:
             raise TaskKilled

@@ -42,8 +42,11 @@ class Mutex:
         from ..kernel import config
 
         if self.owner is t and config.CONFIG_PROVE_LOCKING:
-            WARN(True, f"possible recursive locking detected: {t.name!r} locks {lockdep.class_of(self)} again",
-                 "mutex: recursive locking")
+            WARN(
+                True,
+                f"possible recursive locking detected: {t.name!r} locks {lockdep.class_of(self)} again",
+                "mutex: recursive locking",
+            )
 
     def lock(self) -> None:
         """Acquire, sleeping while another task holds it.
@@ -90,8 +93,11 @@ class Mutex:
         r.point("unlock", self, WRITE)
         if self.owner is not t:
             who = "nobody" if self.owner is None else repr(self.owner.name)
-            WARN(True, f"mutex_unlock of {lockdep.class_of(self)} by {t.name!r}, but it is held by {who}",
-                 "mutex: unlock of a mutex not held by the caller")
+            WARN(
+                True,
+                f"mutex_unlock of {lockdep.class_of(self)} by {t.name!r}, but it is held by {who}",
+                "mutex: unlock of a mutex not held by the caller",
+            )
             return
         self.owner = None
         lockdep.release(t, self)
@@ -107,7 +113,9 @@ class Mutex:
         self.lock()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.unlock()
 
     def __repr__(self) -> str:

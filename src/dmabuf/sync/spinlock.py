@@ -42,8 +42,11 @@ class SpinLock:
         r = rt()
         t = r.current()
         if self.owner is t:
-            WARN(True, f"spinlock recursion: {t.name!r} locks {lockdep.class_of(self)} it already holds",
-                 "spinlock: recursion")
+            WARN(
+                True,
+                f"spinlock recursion: {t.name!r} locks {lockdep.class_of(self)} it already holds",
+                "spinlock: recursion",
+            )
         r.wait("spin_lock", self, WRITE, self._free)
         self.owner = t
         t.atomic_depth += 1
@@ -68,8 +71,11 @@ class SpinLock:
         r.point("spin_unlock", self, WRITE)
         if self.owner is not t:
             what = "already unlocked" if self.owner is None else f"wrong owner ({self.owner.name!r})"
-            WARN(True, f"spinlock {lockdep.class_of(self)}: {what}, unlocked by {t.name!r}",
-                 "spinlock: unlock of a lock not held by the caller")
+            WARN(
+                True,
+                f"spinlock {lockdep.class_of(self)}: {what}, unlocked by {t.name!r}",
+                "spinlock: unlock of a lock not held by the caller",
+            )
             return
         self.owner = None
         t.atomic_depth -= 1
@@ -89,8 +95,12 @@ class SpinLock:
         t = rt().current()
         if self.owner is t:
             if not isinstance(flags, int) or flags != self._flags:
-                WARN(True, f"spin_unlock_irqrestore of {lockdep.class_of(self)} with flags {flags!r} that "
-                     "spin_lock_irqsave did not return", "spinlock: irqrestore with foreign flags")
+                WARN(
+                    True,
+                    f"spin_unlock_irqrestore of {lockdep.class_of(self)} with flags {flags!r} that "
+                    "spin_lock_irqsave did not return",
+                    "spinlock: irqrestore with foreign flags",
+                )
             t.atomic_depth -= 1
         self.unlock()
 
@@ -107,7 +117,9 @@ class SpinLock:
         self.lock()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.unlock()
 
     def __repr__(self) -> str:

@@ -174,9 +174,7 @@ class ReplayStrategy:
             if e.kind != "t" or idx < 0:
                 self._diverged(rt, pos, e, options)
             t = options[idx]
-            if self.check_labels and e.op and (
-                t.op != e.op or (e.obj and rt.labeler.name(t.obj) != e.obj)
-            ):
+            if self.check_labels and e.op and (t.op != e.op or (e.obj and rt.labeler.name(t.obj) != e.obj)):
                 self._diverged(rt, pos, e, options)
         else:
             idx = 0
@@ -207,7 +205,9 @@ class ReplayStrategy:
         if options is None:
             got = f"choose({n})" if n else "a scheduling branch"
         else:
-            got = "runnable: " + ", ".join(f"task {t.id} doing {t.op} on {rt.labeler.name(t.obj)}" for t in options)
+            got = "runnable: " + ", ".join(
+                f"task {t.id} doing {t.op} on {rt.labeler.name(t.obj)}" for t in options
+            )
         msg = (
             f"nondeterminism: replay diverged at step {rt.steps + 1} (branch {pos + 1}): expected "
             f"{e.describe()}, but {got}. The program changed since the schedule was recorded, or it depends "

@@ -28,7 +28,7 @@ class DFS(PathStrategy):
 
     def advance(self, outcome: Outcome) -> bool:
         path = self.path
-        del path[self.pos:]  # branches after the end of this execution (aborted early) are stale
+        del path[self.pos :]  # branches after the end of this execution (aborted early) are stale
         while path:
             b = path[-1]
             order = b.alternatives()
