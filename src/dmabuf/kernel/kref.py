@@ -15,6 +15,7 @@ from ..errors import InvalidArgument
 from ..runtime import READ, WRITE, rt
 from ._warn import WARN
 from .atomic import Atomic
+from .list import _guess_container
 
 __all__ = [
     "KREF_INIT",
@@ -174,13 +175,18 @@ class Kref:
     """An object's reference count (``struct kref``). ``Kref()`` holds 0 until :func:`kref_init`;
     :func:`KREF_INIT` gives a ready one. Embed it as a field (``fence.refcount``) or subclass it.
 
+    A release function finds the object with ``container_of(kref, Type, "member")``.
+
     Pythonic API: :meth:`init`, :meth:`get`, :meth:`get_unless_zero`, :meth:`put`, :meth:`read`.
 
     Kernel: ``struct kref`` (include/linux/kref.h).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, container: object = None) -> None:
         self.refcount = Refcount(0)
+        #: the object this kref is a field of, for ``container_of(kref, Type, "member")`` in a release
+        #: function (found automatically when the Kref is created in a method of that object).
+        self._dm_container = container if container is not None else _guess_container(2)
 
     def init(self) -> None:
         """Set the count to 1. Locking: none; the object is not yet shared. Kernel: ``kref_init``."""
@@ -222,7 +228,7 @@ class Kref:
 
 def KREF_INIT(n: int = 1) -> Kref:
     """A kref holding ``n`` (``KREF_INIT(n)``)."""
-    k = Kref()
+    k = Kref(_guess_container(2))
     k.refcount.refs.counter = Atomic._wrap(_int(n, "KREF_INIT"))
     return k
 
