@@ -223,3 +223,8 @@ def test_and_clear_bit(nr: int, word: Word) -> bool:
 #: the non-atomic variants: the caller serialises them with a lock; in the model they are the same step.
 __set_bit = set_bit
 __clear_bit = clear_bit
+
+# ``test_*`` names imported into a test module must not be collected by pytest as tests
+for _f in (test_bit, test_and_set_bit, test_and_clear_bit):
+    setattr(_f, "__test__", False)  # noqa: B010
+del _f
