@@ -1,3 +1,51 @@
-"""Kernel names for dma_fence_unwrap (being written)."""
+"""Kernel names for ``linux/dma-fence-unwrap.h`` over :mod:`dmabuf.fence.unwrap` (v6.12)."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..fence.fence import DmaFence
+from ..fence.unwrap import (
+    DmaFenceUnwrap,
+    dedup_array,
+    unwrap_first,
+    unwrap_for_each,
+    unwrap_merge,
+    unwrap_next,
+)
+
+__all__ = [
+    "DmaFenceUnwrap",
+    "dma_fence_dedup_array",
+    "dma_fence_unwrap_first",
+    "dma_fence_unwrap_for_each",
+    "dma_fence_unwrap_merge",
+    "dma_fence_unwrap_next",
+]
+
+
+def dma_fence_unwrap_first(head: DmaFence | None, cursor: DmaFenceUnwrap) -> DmaFence | None:
+    """Kernel: ``dma_fence_unwrap_first``."""
+    return unwrap_first(head, cursor)
+
+
+def dma_fence_unwrap_next(cursor: DmaFenceUnwrap) -> DmaFence | None:
+    """Kernel: ``dma_fence_unwrap_next``."""
+    return unwrap_next(cursor)
+
+
+def dma_fence_unwrap_for_each(cursor: DmaFenceUnwrap, head: DmaFence | None) -> Iterator[DmaFence]:
+    """``for fence in dma_fence_unwrap_for_each(cursor, head)``. Kernel: ``dma_fence_unwrap_for_each``."""
+    return unwrap_for_each(cursor, head)
+
+
+def dma_fence_unwrap_merge(*fences: DmaFence) -> DmaFence | None:
+    """Merge fences (not consumed) into one; ``None`` on allocation failure.
+    Kernel: ``dma_fence_unwrap_merge``."""
+    return unwrap_merge(*fences)
+
+
+def dma_fence_dedup_array(fences: list[DmaFence], num_fences: int) -> int:
+    """Sort and deduplicate ``fences[:num_fences]`` in place (latest per context kept, the others put);
+    returns the new count. Kernel: ``dma_fence_dedup_array``."""
+    return dedup_array(fences, num_fences)
