@@ -466,3 +466,27 @@ def test_requeue_refused_while_cancel_sync_waits():
     assert (0, ()) in seen  # cancelled before it ran
     assert (1, (False,)) in seen  # ran; its requeue was refused because cancel_work_sync was waiting
     assert (3, (True, True)) in seen  # ran to the end before the cancel
+
+
+def test_workers_are_woken_on_threads_while_a_timer_is_armed():
+    # An armed timer keeps the threads runtime's "everyone blocked" rescue from running, so this only
+    # finishes quickly if queueing really wakes a worker.
+    import time
+
+    from dmabuf.kernel import TimerList, del_timer_sync, jiffies, mod_timer, timer_setup
+
+    def body():
+        t = TimerList()
+        timer_setup(t, lambda tm: None, 0)
+        mod_timer(t, jiffies() + 20 * HZ)
+        wq = alloc_workqueue("x", 0, 0)
+        w = WorkStruct()
+        INIT_WORK(w, lambda work: None)
+        queue_work(wq, w)
+        flush_work(w)
+        destroy_workqueue(wq)
+        del_timer_sync(t)
+
+    t0 = time.monotonic()
+    dmabuf.run_threads(body, timeout=60)
+    assert time.monotonic() - t0 < 5

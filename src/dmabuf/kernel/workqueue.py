@@ -356,6 +356,7 @@ class Workqueue:
         self._destroying = False
         self._stopping = False
         self._destroyed = False
+        self._exited = 0
         self._register(r)
         self._workers = [
             r.spawn(_worker, (self,), f"kworker/{name}:{i}", daemon=True) for i in range(nworkers)
@@ -563,8 +564,8 @@ class Workqueue:
         self._draining -= 1
         self._stopping = True
         r.notify(self)
-        workers = self._workers
-        r.wait("destroy_workqueue", self, READ, lambda: all(w.done for w in workers))
+        n = len(self._workers)
+        r.wait("destroy_workqueue", self, READ, lambda: self._exited == n)
         self._destroyed = True
 
     def __repr__(self) -> str:
@@ -589,10 +590,13 @@ def _worker(wq: Workqueue) -> None:
     while True:
         wq._idle.append(me)
         try:
-            r.wait("worker_take", pool, WRITE, ready)
+            # waits on the workqueue (every change that can make it ready notifies the workqueue)
+            r.wait("worker_take", wq, WRITE, ready)
         finally:
             wq._idle.remove(me)
         if wq._stopping:
+            wq._exited += 1
+            r.notify(wq)
             return
         e = wq._runnable()
         assert e is not None
