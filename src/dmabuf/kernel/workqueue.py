@@ -19,7 +19,12 @@ Model:
   reported as a leak (in the kernel the work would run after its module or memory is gone). Delayed work
   whose timer is still armed is reported by the timer check the same way.
 
-All queue state changes are scheduling points on one object (the "worker pool"), the kernel's pool lock.
+Queueing, cancelling, flushing and finishing a work item are scheduling points on one object (the
+"worker pool", the kernel's pool lock); a worker taking an item is a point on its workqueue.
+
+Under the explorer idle daemons keep running until they block, so work queued just before the body returns
+still runs and only work that is stuck is reported at the end; on real threads daemons are killed as soon
+as the other tasks finished, so there unflushed work may be reported too (it is a bug either way).
 
 Kernel: include/linux/workqueue.h, kernel/workqueue.c.
 """
