@@ -191,7 +191,9 @@ class DmaFenceArray(DmaFence):
         for f in fences[:num_fences]:
             check_fence(f, "dma_fence_array_create")
         self.num_fences = num_fences
-        lock = SpinLock()
+        lock = SpinLock(
+            lock_class="dma_fence_array.lock"
+        )  # one lockdep class, like spin_lock_init's call site
         self.init(ARRAY_OPS, lock, context, seqno)
         self.num_pending = 1 if signal_on_any else num_fences
         self.fences = fences

@@ -235,7 +235,9 @@ class DmaFenceChain(DmaFence):
         if isinstance(seqno, bool) or not isinstance(seqno, int) or seqno < 0:
             raise InvalidArgument(f"dma_fence_chain_init needs a u64 seqno, got {seqno!r}")
         prev_chain = to_chain(prev)
-        lock = SpinLock()
+        lock = SpinLock(
+            lock_class="dma_fence_chain.lock"
+        )  # one lockdep class, like spin_lock_init's call site
         self.prev = prev
         self.fence = fence
         self.prev_seqno = 0

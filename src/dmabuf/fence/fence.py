@@ -755,7 +755,7 @@ _STUB_OPS = DmaFenceOps(get_driver_name=_stub_name, get_timeline_name=_stub_name
 def _stub_lock(r: Runtime) -> SpinLock:
     lock = r.globals.get("dma_fence_stub_lock")
     if lock is None:
-        lock = SpinLock("dma_fence_stub_lock")
+        lock = SpinLock("dma_fence_stub_lock", lock_class="dma_fence_stub_lock")
         r.globals["dma_fence_stub_lock"] = lock
     assert isinstance(lock, SpinLock)
     return lock
