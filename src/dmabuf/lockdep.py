@@ -19,6 +19,7 @@ raise at once through :func:`dmabuf.kernel.WARN`.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from .errors import KernelWarning
@@ -47,6 +48,8 @@ class OrderGraph:
     def __init__(self) -> None:
         self.edges: dict[str, dict[str, list[str]]] = {}
         self.reported: set[frozenset[str]] = set()
+        #: set while the explorer replays a lock-order finding: report cycles through existing edges too
+        self.replaying = False
 
     def path(self, src: str, dst: str) -> list[str] | None:
         """A path of classes from src to dst (inclusive), or None."""
@@ -123,6 +126,8 @@ def acquire(task: Task, lock: Any, *, nest_ok: bool = False) -> None:
                     continue  # same class: nesting rules are checked by the primitive
                 chain = [class_of(x) for x in task.held] + [new_cls]
                 reverse = g.add(hc, new_cls, chain)
+                if reverse is None and g.replaying:
+                    reverse = g.path(new_cls, hc)
                 if reverse is not None:
                     _report_cycle(g, task, hc, new_cls, chain, reverse)
     task.held.append(lock)
@@ -132,11 +137,11 @@ def _report_cycle(
     g: OrderGraph, task: Task, held: str, new: str, chain: list[str], reverse: list[str]
 ) -> None:
     key = frozenset((held, new))
-    if key in g.reported:
+    if key in g.reported and not g.replaying:
         return
     g.reported.add(key)
     earlier = []
-    for a, b in zip(reverse, reverse[1:]):
+    for a, b in itertools.pairwise(reverse):
         earlier.append(f"{a} -> {b} (first taken while holding {' -> '.join(g.edges[a][b])})")
     msg = (
         "possible circular locking dependency detected: task "

@@ -89,6 +89,7 @@ def explore(
     executions = 0
     complete = False
     failure: Failure | None = None
+    lockdep_finding: tuple[list[Entry], Outcome] | None = None
     activate(rt)
     try:
         while True:
@@ -98,6 +99,8 @@ def explore(
             if not outcome.ok:
                 failure = _build_failure(rt, body, [b.entry() for b in strat.decisions()], outcome)
                 break
+            if lockdep_finding is None and "lockdep" in outcome.extra:
+                lockdep_finding = ([b.entry() for b in strat.decisions()], _lockdep_outcome(outcome))
             if not strat.advance(outcome):
                 complete = getattr(strat, "exhaustive", True)
                 break
@@ -105,6 +108,8 @@ def explore(
                 break
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
+        if failure is None and lockdep_finding is not None:
+            failure = _build_failure(rt, body, lockdep_finding[0], lockdep_finding[1])
     finally:
         deactivate(rt)
     stats = dict(getattr(strat, "stats", {}))
@@ -117,6 +122,16 @@ def explore(
         elapsed=time.perf_counter() - t0,
         stats=stats,
     )
+
+
+def _lockdep_outcome(o: Outcome) -> Outcome:
+    w = o.extra["lockdep"]
+    return Outcome("kernel-warning", str(w), None, w)
+
+
+def _effective(o: Outcome) -> Outcome:
+    """Lock-order findings ride on an ``ok`` outcome; for failure reports they are kernel warnings."""
+    return _lockdep_outcome(o) if o.ok and "lockdep" in o.extra else o
 
 
 def _run_replay(
@@ -156,7 +171,22 @@ def _build_failure(
     rt: ControlledRuntime, body: Callable[[], Any], entries: list[Entry], outcome: Outcome
 ) -> Failure:
     """Replay the failing decisions with tracing on; check the failure reproduces."""
+    graph = getattr(rt, "lockdep_graph", None)
+    if graph is not None:
+        # replay a lock-order finding first on a fresh graph (self-contained), else on the search's graph
+        rt.lockdep_graph = None  # type: ignore[attr-defined]
     replayed, rep = _run_replay(rt, body, entries)
+    replayed = _effective(replayed)
+    if graph is not None and replayed.kind != outcome.kind and outcome.kind == "kernel-warning":
+        rt.lockdep_graph = graph  # type: ignore[attr-defined]
+        graph.replaying = True
+        try:
+            replayed, rep = _run_replay(rt, body, entries)
+        finally:
+            graph.replaying = False
+        replayed = _effective(replayed)
+    if graph is not None:
+        rt.lockdep_graph = graph  # type: ignore[attr-defined]
     if outcome.kind == "nondeterminism":
         f = _to_failure(rt, outcome, rep)
         f.schedule = encode(entries)
@@ -186,6 +216,7 @@ def replay(body: Callable[[], Any], schedule: str, *, max_steps: int = DEFAULT_M
         outcome, rep = _run_replay(rt, body, entries)
     finally:
         deactivate(rt)
+    outcome = _effective(outcome)
     if outcome.ok:
         return None
     return _to_failure(rt, outcome, rep)

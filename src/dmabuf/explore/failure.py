@@ -38,10 +38,11 @@ class Failure:
 
     def story(self) -> str:
         """The failure as a readable story: what went wrong, the steps that led there, how to replay it."""
-        lines = [f"{self.kind}: {self.message}", ""]
+        head = self.message if self.message.startswith(self.kind) else f"{self.kind}: {self.message}"
+        lines = [head, ""]
         lines.append(f"Trace ({self.steps} steps, {self.preemptions} preemptions):")
         lines.append(f"{'step':>4}  {'task':<12} {'operation':<14} object")
-        lines.extend("  " + str(ev) if False else str(ev) for ev in self.trace)
+        lines.extend(str(ev) for ev in self.trace)
         if self.shrink_note:
             lines.append("")
             lines.append(self.shrink_note)

@@ -205,8 +205,11 @@ class ControlledRuntime(Runtime):
             self.current_task = None
 
     def _end_checks(self, outcome: Outcome) -> Outcome:
-        if self.warnings:
-            w = self.warnings[0]
+        from ..lockdep import LockdepWarning
+
+        others = [w for w in self.warnings if not isinstance(w, LockdepWarning)]
+        if others:
+            w = others[0]
             return Outcome("kernel-warning", f"kernel warning (logged): {w}", None, w)
         problems: list[str] = []
         for t in self._tasks:
@@ -219,6 +222,10 @@ class ControlledRuntime(Runtime):
                 problems.append(msg)
         if problems:
             return Outcome("leak", "; ".join(problems))
+        if self.warnings:
+            # only lock-order reports: the execution itself was fine; the explorer keeps looking for a real
+            # deadlock and reports this one if it finds nothing stronger
+            outcome.extra["lockdep"] = self.warnings[0]
         return outcome
 
     # ------------------------------------------------------------------ scheduling core
@@ -251,9 +258,19 @@ class ControlledRuntime(Runtime):
                 if local is None:
                     break
                 self.steps += 1
+                if self.steps > self.max_steps:
+                    return self.hub.switch(self._livelock_outcome())
                 if local is cur:
                     cur.at_point = False
                     return None
+                if cur is None:
+                    # this greenlet's task has finished and the greenlet is back in the pool: it must not
+                    # be resumed as an advancer, so hand control to the LOCAL step for good
+                    if self.tracing:
+                        self._trace_step(local)
+                    local.at_point = False
+                    self.current_task = local
+                    return local.g.switch()
                 self._advance(local)
                 continue
             if all(t.daemon for t in self._live):
@@ -428,6 +445,9 @@ class ControlledRuntime(Runtime):
 
     def _deadlock_outcome(self) -> Outcome:
         blocked = [t for t in self._live if t.at_point]
+        if self.tracing:
+            for t in blocked:
+                self._ev(t, "blocked", t.obj, "", f"still waiting to {t.op}")
         cycle = find_wait_cycle(blocked)
         if cycle:
             parts = [self.describe_wait(t) for t in cycle]
