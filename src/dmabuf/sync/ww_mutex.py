@@ -753,7 +753,9 @@ class WWMutex:
 
     def _check_ready(self, fn: str) -> WWClass:
         if self.ww_class is None:
-            raise InvalidArgument(f"{fn}: the ww_mutex is not initialised; call ww_mutex_init(lock, ww_class)")
+            raise InvalidArgument(
+                f"{fn}: the ww_mutex is not initialised; call ww_mutex_init(lock, ww_class)"
+            )
         return self.ww_class
 
     def _owner_name(self) -> str:
@@ -761,7 +763,9 @@ class WWMutex:
 
     def __repr__(self) -> str:
         stamp = self.ctx.stamp if self.ctx else None
-        return f"<WWMutex {lockdep.class_of(self)} owner={self.owner.name if self.owner else None} ctx={stamp}>"
+        return (
+            f"<WWMutex {lockdep.class_of(self)} owner={self.owner.name if self.owner else None} ctx={stamp}>"
+        )
 
 
 def check_ww_mutex(lock: Any, fn: str) -> WWMutex:
@@ -777,4 +781,3 @@ def check_ww_ctx(ctx: Any, fn: str) -> WWAcquireCtx:
         raise InvalidArgument(f"{fn} needs a WWAcquireCtx, got {type(ctx).__name__}")
     ctx._check_ready(fn)
     return ctx
-
