@@ -125,7 +125,7 @@ def chain_of(fences: list[DmaFence], seqnos: list[int]) -> list[DmaFence]:
     prev: DmaFence | None = None
     for f, s in zip(fences, seqnos, strict=True):
         c = dma_fence_chain_alloc()
-        dma_fence_chain_init(c, dma_fence_get(prev), dma_fence_get(f), s)  # type: ignore[arg-type]
+        dma_fence_chain_init(c, dma_fence_get(prev), dma_fence_get(f), s)
         chains.append(c)
         prev = c
     return chains
@@ -142,7 +142,7 @@ def test_chain_init_contexts(run_on: Any) -> None:
         assert dma_fence_chain_contained(c[0]) is fs[0] and dma_fence_chain_contained(fs[0]) is fs[0]
         bad = DmaFenceChain()
         with pytest.raises(KernelWarning):
-            dma_fence_chain_init(bad, None, dma_fence_get(c[0]), 9)  # type: ignore[arg-type]
+            dma_fence_chain_init(bad, None, dma_fence_get(c[0]), 9)
         for f in fs:
             dma_fence_signal(f)
             dma_fence_put(f)

@@ -69,7 +69,7 @@ def mock_fence() -> DmaFence:
 
 def mock_chain(prev: DmaFence | None, fence: DmaFence, seqno: int) -> DmaFence:
     f = DmaFenceChain()
-    dma_fence_chain_init(f, dma_fence_get(prev), dma_fence_get(fence), seqno)  # type: ignore[arg-type]
+    dma_fence_chain_init(f, dma_fence_get(prev), dma_fence_get(fence), seqno)
     return f
 
 

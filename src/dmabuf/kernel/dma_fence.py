@@ -7,7 +7,7 @@ return jiffies left / 0 / ``-ERESTARTSYS``; ``dma_fence_wait_any_timeout`` retur
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from ..errors import InvalidArgument
 from ..fence.fence import (
@@ -99,6 +99,12 @@ def dma_fence_context_alloc(num: int) -> int:
     return context_alloc(num)
 
 
+@overload
+def dma_fence_get(fence: DmaFence) -> DmaFence: ...
+@overload
+def dma_fence_get(fence: None) -> None: ...
+@overload
+def dma_fence_get(fence: DmaFence | None) -> DmaFence | None: ...
 def dma_fence_get(fence: DmaFence | None) -> DmaFence | None:
     """Take a reference (``NULL`` passes through). Kernel: ``dma_fence_get``."""
     if fence is None:
