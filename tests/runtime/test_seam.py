@@ -323,26 +323,26 @@ def test_detached_task_need_not_be_joined(run_on):
     run_on(body)
 
 
-def test_detached_task_runs_to_completion():
+@pytest.mark.parametrize("runner", ["threads", "explore"])
+def test_detached_task_runs_to_completion(runner):
     """A detached task is not killed at the end: it runs to its end even after main returned."""
-    for runner in ("threads", "explore"):
-        ran: list[int] = []
+    ran: list[int] = []
 
-        def body():
-            def work():
-                for i in range(3):
-                    rt().point("work", None, WRITE)
-                    ran.append(i)
+    def body():
+        def work():
+            for i in range(3):
+                rt().point("work", None, WRITE)
+                ran.append(i)
 
-            rt().spawn(work, (), "detached", detached=True)
+        rt().spawn(work, (), "detached", detached=True)
 
-        if runner == "threads":
-            dmabuf.run_threads(body, timeout=30)
-            assert ran == [0, 1, 2]
-        else:
-            res = dmabuf.explore(body, strategy="dfs")
-            assert res.ok and res.complete
-            assert len(ran) == 3 * res.executions
+    if runner == "threads":
+        dmabuf.run_threads(body, timeout=30)
+        assert ran == [0, 1, 2]
+    else:
+        res = dmabuf.explore(body, strategy="dfs")
+        assert res.ok and res.complete
+        assert len(ran) == 3 * res.executions
 
 
 def test_daemon_blocked_forever_is_killed_at_end(run_on):
@@ -355,27 +355,27 @@ def test_daemon_blocked_forever_is_killed_at_end(run_on):
     run_on(body)
 
 
-def test_daemon_killed_at_end_runs_its_finally():
-    for runner in ("threads", "explore"):
-        finals: list[str] = []
+@pytest.mark.parametrize("runner", ["threads", "explore"])
+def test_daemon_killed_at_end_runs_its_finally(runner):
+    finals: list[str] = []
 
-        def body():
-            def daemon():
-                try:
-                    while True:
-                        rt().wait("idle", Obj("never"), READ, lambda: False)
-                finally:
-                    finals.append("finally")
+    def body():
+        def daemon():
+            try:
+                while True:
+                    rt().wait("idle", Obj("never"), READ, lambda: False)
+            finally:
+                finals.append("finally")
 
-            rt().spawn(daemon, (), "daemon", daemon=True)
+        rt().spawn(daemon, (), "daemon", daemon=True)
 
-        if runner == "threads":
-            dmabuf.run_threads(body, timeout=30)
-            assert finals == ["finally"]
-        else:
-            res = dmabuf.explore(body, strategy="dfs")
-            assert res.ok
-            assert finals == ["finally"] * res.executions
+    if runner == "threads":
+        dmabuf.run_threads(body, timeout=30)
+        assert finals == ["finally"]
+    else:
+        res = dmabuf.explore(body, strategy="dfs")
+        assert res.ok
+        assert finals == ["finally"] * res.executions
 
 
 def test_daemon_alone_is_not_a_deadlock_but_main_waiting_on_it_is():
