@@ -27,6 +27,7 @@ from .errors import (
     NotInRuntime,
     UsageError,
 )
+from . import kernel as kernel  # first: the kernel layer underlies sync/, fence/ and resv
 from .explore import ExploreResult, Failure, explore, replay
 from .runtime import Task, rt, spawn
 

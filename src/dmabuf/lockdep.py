@@ -3,10 +3,10 @@
 What it tracks:
 
 * the locks each task holds, in acquisition order (``task.held``);
-* **lock classes** and the order in which classes were taken. A lock's class is the name given at init
-  (``Mutex(name=...)``, a ww class, ``reservation_ww_class`` for every resv) or else the lock's own trace
-  name (``Mutex#1``), which is stable across the executions of one search. (The kernel keys classes by init
-  call site; per-instance keys avoid false "recursive locking" reports for locks made in a loop.)
+* **lock classes** and the order in which classes were taken. A lock's class is the class or name given at
+  init (``Mutex(name=...)``, a ww class, ``reservation_ww_class`` for every resv) or else, as in the kernel,
+  its init call site (``Mutex@driver.py:42``), which is stable across the executions of one search. Locks
+  of one class nested in each other add no order edge (the primitive checks its own nesting rules).
 * When a new acquisition adds an edge ``held -> new`` and a path ``new -> ... -> held`` already exists, the
   program *can* deadlock even if this execution did not: a ``possible circular locking dependency`` report
   (kind ``kernel-warning``) printing both chains. Such a report is *deferred*: the explorer keeps searching
@@ -23,7 +23,6 @@ import itertools
 from typing import Any
 
 from .errors import KernelWarning
-from .kernel import config
 from .runtime import Task, active, label_of
 
 __all__ = [
@@ -33,6 +32,7 @@ __all__ = [
     "assert_held",
     "class_of",
     "held_locks",
+    "init_site",
     "is_held",
     "release",
 ]
@@ -89,11 +89,28 @@ def _graph() -> OrderGraph | None:
 
 
 def class_of(lock: Any) -> str:
-    """The lockdep class name of ``lock``."""
-    cls = getattr(lock, "_dm_class", None)
-    if isinstance(cls, str) and cls:
-        return cls
+    """The lockdep class name of ``lock``: its explicit class, else its name, else its init site."""
+    for attr in ("_dm_class", "_dm_label", "_dm_site"):
+        cls = getattr(lock, attr, None)
+        if isinstance(cls, str) and cls:
+            return cls
     return label_of(lock)
+
+
+_PKG_DIR = __file__.rsplit("/", 1)[0]
+
+
+def init_site(kind: str) -> str:
+    """``<kind>@<file>:<line>`` of the first caller outside the dmabuf package (the kernel's lock class key
+    is the init call site). Stable across the executions of a search, unlike trace names."""
+    import sys
+
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back  # type: ignore[assignment]
+    if f is None:
+        return kind
+    return f"{kind}@{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}"
 
 
 def held_locks(task: Task) -> list[Any]:
@@ -111,12 +128,16 @@ def is_held(lock: Any, task: Task | None = None) -> bool:
     return any(h is lock for h in task.held)
 
 
-def acquire(task: Task, lock: Any, *, nest_ok: bool = False) -> None:
+def acquire(task: Task, lock: Any, *, nest_ok: bool = False, trylock: bool = False) -> None:
     """Record that ``task`` now holds ``lock`` and check the class order.
 
     ``nest_ok``: several locks of this class may be held (a ww acquire context, ``mutex_lock_nested``).
+    ``trylock``: the acquisition could not block, so (as in the kernel's lockdep) it adds no order edges from
+    the locks already held; locks taken later while holding it do.
     """
-    if config.CONFIG_PROVE_LOCKING:
+    from .kernel import config
+
+    if config.CONFIG_PROVE_LOCKING and not trylock:
         new_cls = class_of(lock)
         g = _graph()
         if g is not None:

@@ -107,6 +107,7 @@ class ControlledRuntime(Runtime):
         self.tracing = False
         self._pool: list[Any] = []
         self.hub: Any = None
+        self._observe = False
         self._reset()
 
     # ------------------------------------------------------------------ execution lifecycle
@@ -128,6 +129,7 @@ class ControlledRuntime(Runtime):
         """Run one execution of ``body`` as task ``main`` and return its :class:`Outcome`."""
         self._reset()
         self.tracing = tracing
+        self._observe = bool(getattr(self.decider, "observe", False))
         self.hub = getcurrent()
         main = self._new_task(body, (), "main", False, False)
         self.current_task = main
@@ -260,6 +262,8 @@ class ControlledRuntime(Runtime):
                 self.steps += 1
                 if self.steps > self.max_steps:
                     return self.hub.switch(self._livelock_outcome())
+                if self._observe:
+                    self.decider.on_local(self, local)  # type: ignore[attr-defined]
                 if local is cur:
                     cur.at_point = False
                     return None
@@ -277,7 +281,14 @@ class ControlledRuntime(Runtime):
                 return self.hub.switch(Outcome("ok"))
             if not self._advance_time():
                 return self.hub.switch(self._deadlock_outcome())
-        if len(opts) == 1:
+        if self._observe:
+            # observing strategies (DPOR) see every step, not only branches
+            nxt = opts[self.decider.sched(self, opts, cur)]
+            if cur is not None and nxt is not cur and cur in opts:
+                self.preemptions += 1
+                if self.tracing:
+                    self._ev(nxt, "preempt", None, "", f"preempts {cur.name}")
+        elif len(opts) == 1:
             nxt = opts[0]
         else:
             idx = self.decider.sched(self, opts, cur)  # type: ignore[arg-type]
@@ -417,6 +428,8 @@ class ControlledRuntime(Runtime):
         t = self._new_task(fn, args, name, daemon, detached)
         if self.tracing and parent is not None:
             self._ev(parent, "spawn", t, "", "")
+        if self._observe:
+            self.decider.on_spawn(self, parent, t)  # type: ignore[attr-defined]
         g = self._greenlet()
         t.g = g
         t.advancer = (getcurrent(), parent)  # type: ignore[assignment]

@@ -2,5 +2,6 @@
 
 from .mutex import Mutex
 from .spinlock import SpinLock
+from .ww_mutex import WWAcquireCtx, WWClass, WWMutex
 
-__all__ = ["Mutex", "SpinLock"]
+__all__ = ["Mutex", "SpinLock", "WWAcquireCtx", "WWClass", "WWMutex"]

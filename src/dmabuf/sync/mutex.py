@@ -28,6 +28,7 @@ class Mutex:
         self.owner: Task | None = None
         self._dm_label = name
         self._dm_class = lock_class
+        self._dm_site = lockdep.init_site("Mutex")
 
     def _dm_holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else []
@@ -80,7 +81,7 @@ class Mutex:
         if self.owner is not None:
             return False
         self.owner = t
-        lockdep.acquire(t, self)
+        lockdep.acquire(t, self, trylock=True)
         return True
 
     def unlock(self) -> None:

@@ -29,6 +29,7 @@ class SpinLock:
         self.owner: Task | None = None
         self._dm_label = name
         self._dm_class = lock_class
+        self._dm_site = lockdep.init_site("SpinLock")
         self._flags = 0
 
     def _dm_holders(self) -> list[Task]:
@@ -61,7 +62,7 @@ class SpinLock:
             return False
         self.owner = t
         t.atomic_depth += 1
-        lockdep.acquire(t, self)
+        lockdep.acquire(t, self, trylock=True)
         return True
 
     def unlock(self) -> None:
