@@ -1,0 +1,688 @@
+"""Reservation objects: the fences of a buffer and the ww_mutex that guards them (``struct dma_resv``).
+
+A :class:`DmaResv` holds a list of ``(fence, usage)`` entries and a wound/wait mutex of the Wait-Die class
+:data:`reservation_ww_class`. Writers hold the lock; they first reserve slots with
+:meth:`DmaResv.reserve_fences` and then :meth:`DmaResv.add_fence`, which cannot fail any more (it ``BUG``\\ s
+when no slot was reserved). Readers either hold the lock too (:meth:`DmaResv.iter_fences`) or walk the list
+without it (:meth:`DmaResv.iter_fences_unlocked`), taking a reference on each fence and restarting whenever
+the object's fence list was replaced meanwhile.
+
+**Usages** (:class:`Usage`) are ordered ``KERNEL < WRITE < READ < BOOKKEEP``; asking for usage *u* returns
+every fence whose usage is ``<= u``.
+
+**Copy-on-write.** The kernel publishes a new ``struct dma_resv_list`` under RCU when it reallocates
+(``reserve_fences``, ``copy_fences``) and updates the table in place otherwise. This model publishes a new
+:class:`DmaResvList` for *every* change of the fence set (add, replace, compaction, copy), so the identity
+check of the unlocked iterator (``dma_resv_fences_list(obj) != cursor->fences``) sees every change and an
+unlocked reader always returns the fences of one list state (never a torn mix of two). Each publication is a
+WRITE scheduling point on the resv; each unlocked read of the list pointer is a READ point.
+
+``unlock`` first resets ``max_fences`` to ``num_fences`` (the kernel does so under CONFIG_DEBUG_MUTEXES), so a
+reservation never survives an unlock: add after unlock-and-relock without a new reserve ``BUG``\\ s.
+
+Kernel: drivers/dma-buf/dma-resv.c, include/linux/dma-resv.h (v6.12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import IntEnum
+from types import TracebackType
+from typing import Any
+
+from . import lockdep
+from .errors import InvalidArgument
+from .fence.array import DmaFenceArray, is_container
+from .fence.fence import DmaFence, check_fence, context_alloc
+from .kernel._warn import BUG, WARN
+from .kernel.sched import MAX_SCHEDULE_TIMEOUT
+from .runtime import READ, WRITE, label_of, rt
+from .sync.ww_mutex import WWAcquireCtx, WWClass, WWMutex, check_ww_ctx
+
+__all__ = [
+    "DmaResv",
+    "DmaResvIter",
+    "DmaResvList",
+    "ReservationObject",
+    "Usage",
+    "check_resv",
+    "check_usage",
+    "reservation_ww_class",
+    "usage_rw",
+]
+
+#: The Wait-Die ww class of every reservation lock (``DEFINE_WD_CLASS(reservation_ww_class)``).
+reservation_ww_class = WWClass("reservation_ww_class", wait_die=True)
+
+
+class Usage(IntEnum):
+    """How the operation behind a fence uses the buffer (``enum dma_resv_usage``).
+
+    Ordered: a query for usage *u* returns every fence with usage ``<= u``. A fence can be promoted
+    (re-added with a larger usage, e.g. BOOKKEEP to READ only via a new entry) but an entry is never
+    degraded by :meth:`DmaResv.add_fence` (WRITE stays WRITE when re-added as READ).
+    """
+
+    #: kernel memory management (moves, clears): every user must wait for these.
+    KERNEL = 0
+    #: implicit-sync writers.
+    WRITE = 1
+    #: implicit-sync readers.
+    READ = 2
+    #: no implicit sync (explicit sync, page-table updates, preemption fences).
+    BOOKKEEP = 3
+
+
+def usage_rw(write: bool) -> Usage:
+    """The usage an access must wait for: a writer waits for readers and writers (READ), a reader only for
+    writers (WRITE). Kernel: ``dma_resv_usage_rw`` (include/linux/dma-resv.h)."""
+    return Usage.READ if write else Usage.WRITE
+
+
+def check_usage(usage: object, fn: str) -> Usage:
+    """Argument check: a :class:`Usage` (or the int of one)."""
+    if isinstance(usage, bool) or not isinstance(usage, int) or not 0 <= usage <= 3:
+        raise InvalidArgument(f"{fn} needs a dma_resv usage (DMA_RESV_USAGE_KERNEL..BOOKKEEP), got {usage!r}")
+    return Usage(usage)
+
+
+# struct dma_resv_list is {rcu_head (16 bytes), u32 num_fences, u32 max_fences, table[] of 8-byte slots};
+# kmalloc rounds the request up to its bucket and the list uses every slot of it (kmalloc_size_roundup).
+_LIST_HEADER = 24
+_SLOT = 8
+_KMALLOC_BUCKETS = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
+_PAGE = 4096
+
+
+def _kmalloc_size_roundup(size: int) -> int:
+    for b in _KMALLOC_BUCKETS:
+        if size <= b:
+            return b
+    pages = -(-size // _PAGE)
+    return _PAGE * (1 << (pages - 1).bit_length())
+
+
+def _list_capacity(n: int) -> int:
+    """``max_fences`` of a list allocated for ``n`` fences (``dma_resv_list_alloc``)."""
+    return (_kmalloc_size_roundup(_LIST_HEADER + _SLOT * n) - _LIST_HEADER) // _SLOT
+
+
+def _roundup_pow_of_two(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+class DmaResvList:
+    """One published state of a resv's fences (``struct dma_resv_list``).
+
+    ``table`` (a tuple of ``(fence, usage)``) never changes once published; ``max_fences`` (the reserved
+    capacity) is the only field updated in place, under the resv lock. The list owns one reference on each
+    fence in ``table`` while it is the object's current list.
+    """
+
+    __slots__ = ("__weakref__", "max_fences", "table")
+
+    def __init__(self, table: tuple[tuple[DmaFence, Usage], ...], max_fences: int) -> None:
+        self.table = table
+        self.max_fences = max_fences
+
+    @property
+    def num_fences(self) -> int:
+        """Entries in use."""
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        ents = ", ".join(f"{label_of(f)}:{u.name}" for f, u in self.table)
+        return f"<DmaResvList {self.num_fences}/{self.max_fences} [{ents}]>"
+
+
+def _list_free(lst: DmaResvList | None) -> None:
+    """``dma_resv_list_free``: drop the list's references."""
+    if lst is None:
+        return
+    for f, _u in lst.table:
+        f.put()
+
+
+class DmaResv:
+    """A reservation object (``struct dma_resv``). ``DmaResv()`` is an empty struct made ready by
+    :meth:`init` (``dma_resv_init``); :class:`ReservationObject` is ready at construction.
+
+    Fields keep their kernel names: ``lock`` (the :class:`~dmabuf.sync.ww_mutex.WWMutex` of
+    :data:`reservation_ww_class`) and ``fences`` (the current :class:`DmaResvList` or ``None``).
+
+    ``with resv:`` locks without an acquire context and unlocks at the end.
+
+    Kernel: ``struct dma_resv`` (include/linux/dma-resv.h).
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.lock = WWMutex(name=None if name is None else f"{name}.lock")
+        self.fences: DmaResvList | None = None
+        self._dm_label = name
+
+    # ------------------------------------------------------------------ life cycle
+    def init(self) -> None:
+        """Make the object ready: unlocked, no fences. Kernel: ``dma_resv_init``."""
+        self.lock.init(reservation_ww_class)
+        self.fences = None
+
+    def fini(self) -> None:
+        """Destroy the object: put every fence and destroy the lock (WARNs if still locked).
+
+        Locking: nobody else may use the object any more. Kernel: ``dma_resv_fini``.
+        """
+        self._ready("dma_resv_fini")
+        lst, self.fences = self.fences, None
+        _list_free(lst)
+        self.lock.destroy()
+
+    def _ready(self, fn: str) -> None:
+        if self.lock.ww_class is None:
+            raise InvalidArgument(f"{fn}: {label_of(self)} is not initialised; call dma_resv_init first")
+
+    # ------------------------------------------------------------------ locking
+    def lock_errno(self, ctx: WWAcquireCtx | None = None, *, interruptible: bool = False) -> int:
+        """Lock, returning the kernel's result: 0, ``-EALREADY``, ``-EDEADLK`` or (interruptible) ``-EINTR``.
+
+        Locking: may sleep. Kernel: ``dma_resv_lock`` / ``dma_resv_lock_interruptible``.
+        """
+        self._ready("dma_resv_lock")
+        return self.lock.lock_errno(ctx, interruptible=interruptible)
+
+    def lock_resv(self, ctx: WWAcquireCtx | None = None) -> bool:
+        """Pythonic lock: True when taken, False when ``ctx`` already holds it (``-EALREADY``).
+
+        Raises:
+            Deadlk: back off (``-EDEADLK``): unlock everything, :meth:`lock_slow` this one, retry.
+
+        Locking: may sleep. Kernel: ``dma_resv_lock``.
+        """
+        self._ready("dma_resv_lock")
+        return self.lock.lock(ctx)
+
+    def lock_interruptible(self, ctx: WWAcquireCtx | None = None) -> bool:
+        """As :meth:`lock_resv`; raises :class:`InterruptedError` on a signal.
+        Kernel: ``dma_resv_lock_interruptible``."""
+        self._ready("dma_resv_lock_interruptible")
+        return self.lock.lock_interruptible(ctx)
+
+    def lock_slow(self, ctx: WWAcquireCtx) -> None:
+        """After ``-EDEADLK`` with nothing held: sleep until the lock is ours. Kernel: ``dma_resv_lock_slow``."""
+        self._ready("dma_resv_lock_slow")
+        self.lock.lock_slow(ctx)
+
+    def lock_slow_interruptible(self, ctx: WWAcquireCtx) -> int:
+        """As :meth:`lock_slow`; returns 0 or ``-EINTR``. Kernel: ``dma_resv_lock_slow_interruptible``."""
+        fn = "dma_resv_lock_slow_interruptible"
+        self._ready(fn)
+        c = check_ww_ctx(ctx, fn)
+        self.lock._slow_check(c, fn)
+        return self.lock.lock_errno(c, interruptible=True)
+
+    def trylock(self) -> bool:
+        """Lock without a context if free. Kernel: ``dma_resv_trylock``."""
+        self._ready("dma_resv_trylock")
+        return self.lock.trylock(None)
+
+    def is_locked(self) -> bool:
+        """Kernel: ``dma_resv_is_locked``."""
+        self._ready("dma_resv_is_locked")
+        return self.lock.is_locked()
+
+    def locking_ctx(self) -> WWAcquireCtx | None:
+        """The acquire context holding the lock (``None``: free or locked without one).
+
+        Kernel: ``dma_resv_locking_ctx`` (``READ_ONCE(obj->lock.ctx)``)."""
+        self._ready("dma_resv_locking_ctx")
+        rt().point("READ_ONCE", self.lock, READ)
+        return self.lock.ctx
+
+    def unlock(self) -> None:
+        """Reset the reserved slots (``max_fences = num_fences``) and unlock.
+
+        Locking: held (asserted). Kernel: ``dma_resv_unlock`` (with ``dma_resv_reset_max_fences`` as under
+        CONFIG_DEBUG_MUTEXES).
+        """
+        self._ready("dma_resv_unlock")
+        if self.held():
+            self.reset_max_fences()
+        self.lock.unlock()
+
+    def reset_max_fences(self) -> None:
+        """Drop unused reservations. Locking: held (asserted). Kernel: ``dma_resv_reset_max_fences``."""
+        self.assert_held()
+        lst = self.fences
+        if lst is not None:
+            lst.max_fences = lst.num_fences
+
+    def held(self) -> bool:
+        """True if the calling task holds the lock. Kernel: ``dma_resv_held`` (lockdep_is_held)."""
+        return lockdep.is_held(self.lock)
+
+    def assert_held(self) -> None:
+        """WARN unless the calling task holds the lock. Kernel: ``dma_resv_assert_held``."""
+        self._ready("dma_resv_assert_held")
+        lockdep.assert_held(self.lock, f"reservation lock of {label_of(self)}")
+
+    def __enter__(self) -> DmaResv:
+        self.lock_resv(None)
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if et is not None and not issubclass(et, Exception):
+            return  # the runtime is tearing the task down
+        self.unlock()
+
+    # ------------------------------------------------------------------ writers (lock held)
+    def _publish(self, op: str, new: DmaResvList | None) -> DmaResvList | None:
+        """Make ``new`` the current list (``rcu_assign_pointer``); returns the old one."""
+        rt().point(op, self, WRITE)
+        old, self.fences = self.fences, new
+        return old
+
+    def reserve_fences(self, num_fences: int) -> int:
+        """Make room for ``num_fences`` more :meth:`add_fence` calls; returns 0 (``-ENOMEM`` never happens).
+
+        Grows the list to ``max(num + n, 2 * max)`` slots (the first list gets ``max(4, pow2(n))``, rounded
+        up to the allocator bucket) and drops signaled fences while copying.
+
+        Locking: held (asserted). The reservation lasts until the next unlock. Kernel:
+        ``dma_resv_reserve_fences``.
+        """
+        if isinstance(num_fences, bool) or not isinstance(num_fences, int) or num_fences < 0:
+            raise InvalidArgument(f"dma_resv_reserve_fences needs a count >= 0, got {num_fences!r}")
+        self._ready("dma_resv_reserve_fences")
+        self.assert_held()
+        old = self.fences
+        if old is not None and old.max_fences:
+            if old.num_fences + num_fences <= old.max_fences:
+                return 0
+            want = max(old.num_fences + num_fences, old.max_fences * 2)
+        else:
+            want = max(4, _roundup_pow_of_two(num_fences))
+        keep: list[tuple[DmaFence, Usage]] = []
+        dropped: list[DmaFence] = []
+        for f, u in old.table if old is not None else ():
+            if f.is_signaled():
+                dropped.append(f)
+            else:
+                keep.append((f, u))
+        self._publish("dma_resv_reserve_fences", DmaResvList(tuple(keep), _list_capacity(want)))
+        for f in dropped:
+            f.put()
+        return 0
+
+    def add_fence(self, fence: DmaFence, usage: Usage) -> None:
+        """Add ``fence`` (a reference is taken) with ``usage``.
+
+        An entry is replaced instead when it is signaled, or when it is on the same context with a usage
+        ``>=`` ``usage`` and ``fence`` is the same or later (so a later fence never degrades an entry).
+        Otherwise the fence takes a reserved slot.
+
+        Raises:
+            KernelBug: no slot reserved (no :meth:`reserve_fences` since the lock was taken).
+            KernelWarning: the lock is not held, or ``fence`` is a container (the fence is still added).
+
+        Locking: held (asserted). Kernel: ``dma_resv_add_fence``.
+        """
+        fence = check_fence(fence, "dma_resv_add_fence")
+        usage = check_usage(usage, "dma_resv_add_fence")
+        self._ready("dma_resv_add_fence")
+        fence.get()
+        self.assert_held()
+        WARN(
+            is_container(fence),
+            f"dma_resv_add_fence of container fence {label_of(fence)} to {label_of(self)}: add each "
+            "contained fence individually (dma_fence_unwrap_for_each)",
+            "dma_resv_add_fence: container fence",
+        )
+        lst = self.fences
+        if lst is None:
+            BUG(
+                f"dma_resv_add_fence on {label_of(self)} which has no fence list: call "
+                "dma_resv_reserve_fences after locking and before adding"
+            )
+        for i, (old, old_usage) in enumerate(lst.table):
+            same_ctx = old.context == fence.context and old_usage >= usage
+            if (same_ctx and (old is fence or fence.is_later(old))) or old.is_signaled():
+                table = (*lst.table[:i], (fence, usage), *lst.table[i + 1 :])
+                self._publish("dma_resv_add_fence", DmaResvList(table, lst.max_fences))
+                old.put()
+                return
+        if lst.num_fences >= lst.max_fences:
+            fence.put()
+            BUG(
+                f"dma_resv_add_fence on {label_of(self)} without a reserved slot ({lst.num_fences} of "
+                f"{lst.max_fences} used): call dma_resv_reserve_fences after locking (reservations are "
+                "dropped by dma_resv_unlock)"
+            )
+        self._publish("dma_resv_add_fence", DmaResvList((*lst.table, (fence, usage)), lst.max_fences))
+
+    def replace_fences(self, context: int, replacement: DmaFence, usage: Usage) -> None:
+        """Replace every entry of fence context ``context`` by ``replacement`` (a reference per entry).
+
+        Locking: held (asserted). Kernel: ``dma_resv_replace_fences``.
+        """
+        if isinstance(context, bool) or not isinstance(context, int):
+            raise InvalidArgument(f"dma_resv_replace_fences needs an int context, got {context!r}")
+        replacement = check_fence(replacement, "dma_resv_replace_fences")
+        usage = check_usage(usage, "dma_resv_replace_fences")
+        self._ready("dma_resv_replace_fences")
+        self.assert_held()
+        lst = self.fences
+        if lst is None:
+            return
+        table = list(lst.table)
+        olds: list[DmaFence] = []
+        for i, (old, _u) in enumerate(table):
+            if old.context != context:
+                continue
+            table[i] = (replacement.get(), usage)
+            olds.append(old)
+        if olds:
+            self._publish("dma_resv_replace_fences", DmaResvList(tuple(table), lst.max_fences))
+            for old in olds:
+                old.put()
+
+    def copy_fences(self, src: DmaResv) -> int:
+        """Replace this object's fences by the unsignaled fences of ``src`` (all usages); returns 0.
+
+        Locking: this object held (asserted); ``src`` is read without its lock. Kernel:
+        ``dma_resv_copy_fences``.
+        """
+        src = check_resv(src, "dma_resv_copy_fences")
+        self._ready("dma_resv_copy_fences")
+        self.assert_held()
+        table: list[tuple[DmaFence, Usage]] = []
+        cap = 0
+        started = False
+        with DmaResvIter(src, Usage.BOOKKEEP) as cursor:
+            for f in cursor:
+                if cursor.is_restarted:
+                    for g, _u in table:
+                        g.put()
+                    table = []
+                    cap = _list_capacity(cursor.num_fences)
+                    started = True
+                table.append((f.get(), cursor.fence_usage))
+        new = DmaResvList(tuple(table), cap) if started else None
+        _list_free(self._publish("dma_resv_copy_fences", new))
+        return 0
+
+    # ------------------------------------------------------------------ readers
+    def iter_fences(self, usage: Usage = Usage.BOOKKEEP) -> Iterator[tuple[DmaFence, Usage]]:
+        """``(fence, usage)`` of every entry with usage ``<= usage``, signaled ones included, no references.
+
+        Locking: held (asserted at the start and at each step). Kernel: ``dma_resv_for_each_fence``.
+        """
+        cursor = DmaResvIter(self, usage)
+        f = cursor.first()
+        while f is not None:
+            yield f, cursor.fence_usage
+            f = cursor.next()
+
+    def iter_fences_unlocked(self, usage: Usage = Usage.BOOKKEEP) -> DmaResvIter:
+        """A begun unlocked cursor: ``with resv.iter_fences_unlocked(u) as cur: for fence in cur: ...``.
+
+        Yields unsignaled fences with usage ``<= usage``; the cursor holds a reference on the current one.
+        When the list changed meanwhile the walk restarts and ``cur.is_restarted`` is True: callers that
+        accumulate must start over then.
+
+        Locking: none needed. Kernel: ``dma_resv_iter_begin`` + ``dma_resv_for_each_fence_unlocked``.
+        """
+        return DmaResvIter(self, usage)
+
+    def get_fences(self, usage: Usage) -> list[DmaFence]:
+        """The unsignaled fences with usage ``<= usage``, each with a reference for the caller.
+
+        Locking: none needed. Kernel: ``dma_resv_get_fences``.
+        """
+        usage = check_usage(usage, "dma_resv_get_fences")
+        self._ready("dma_resv_get_fences")
+        fences: list[DmaFence] = []
+        with DmaResvIter(self, usage) as cursor:
+            for f in cursor:
+                if cursor.is_restarted:
+                    while fences:
+                        fences.pop().put()
+                fences.append(f.get())
+        return fences
+
+    def get_singleton(self, usage: Usage) -> DmaFence | None:
+        """One fence for all unsignaled fences with usage ``<= usage`` (with a reference): ``None`` if
+        there are none, the fence itself for one, else a new :class:`DmaFenceArray` over them.
+
+        Locking: none needed. Do not add the result back to a resv (it is a container). Kernel:
+        ``dma_resv_get_singleton``.
+        """
+        fences = self.get_fences(usage)
+        if not fences:
+            return None
+        if len(fences) == 1:
+            return fences[0]
+        return DmaFenceArray.create(len(fences), fences, context_alloc(1), 1, False)
+
+    def wait_timeout(self, usage: Usage, intr: bool, timeout: int) -> int:
+        """Wait for every fence with usage ``<= usage``.
+
+        Returns:
+            The jiffies left (> 0; 1 for a zero ``timeout`` when all are signaled), 0 on timeout,
+            ``-ERESTARTSYS`` if ``intr`` and a signal arrived.
+
+        Locking: none needed; the lock may be held. May sleep. Kernel: ``dma_resv_wait_timeout``.
+        """
+        usage = check_usage(usage, "dma_resv_wait_timeout")
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise InvalidArgument(f"dma_resv_wait_timeout needs a timeout in jiffies >= 0, got {timeout!r}")
+        self._ready("dma_resv_wait_timeout")
+        ret = timeout if timeout else 1
+        with DmaResvIter(self, usage) as cursor:
+            for f in cursor:
+                ret = f.wait_timeout(bool(intr), ret)
+                if ret <= 0:
+                    return ret
+        return ret
+
+    def wait(self, usage: Usage = Usage.BOOKKEEP, intr: bool = False) -> int:
+        """Wait without a timeout: 0, or ``-ERESTARTSYS`` if interrupted."""
+        ret = self.wait_timeout(usage, intr, MAX_SCHEDULE_TIMEOUT)
+        return ret if ret < 0 else 0
+
+    def set_deadline(self, usage: Usage, deadline: int) -> None:
+        """Pass a deadline hint to every unsignaled fence with usage ``<= usage``.
+        Kernel: ``dma_resv_set_deadline``."""
+        usage = check_usage(usage, "dma_resv_set_deadline")
+        self._ready("dma_resv_set_deadline")
+        with DmaResvIter(self, usage) as cursor:
+            for f in cursor:
+                f.set_deadline(deadline)
+
+    def test_signaled(self, usage: Usage) -> bool:
+        """True if every fence with usage ``<= usage`` is signaled. Kernel: ``dma_resv_test_signaled``."""
+        usage = check_usage(usage, "dma_resv_test_signaled")
+        self._ready("dma_resv_test_signaled")
+        with DmaResvIter(self, usage) as cursor:
+            for _f in cursor:
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"<DmaResv {label_of(self)} {self.fences!r}>"
+
+
+class ReservationObject(DmaResv):
+    """A :class:`DmaResv` that is ready at construction (the Pythonic spelling)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        self.init()
+
+
+def check_resv(obj: Any, fn: str) -> DmaResv:
+    """Argument check of kernel-named functions: an initialised :class:`DmaResv`."""
+    if not isinstance(obj, DmaResv):
+        what = "NULL" if obj is None else type(obj).__name__
+        raise InvalidArgument(f"{fn} needs a DmaResv, got {what}")
+    obj._ready(fn)
+    return obj
+
+
+class DmaResvIter:
+    """A cursor over a resv's fences (``struct dma_resv_iter``).
+
+    Fields (kernel names): ``obj``, ``usage`` (the largest usage returned), ``fence`` (current; the unlocked
+    walk holds a reference on it), ``fence_usage``, ``index``, ``fences`` (the list being walked: an
+    unlocked step restarts when it is no longer the object's current list, so assigning anything else
+    forces a restart), ``num_fences``, ``is_restarted``.
+
+    ``DmaResvIter(obj, usage)`` is begun; iterating it (``for fence in cursor``) walks unlocked, and
+    ``with cursor:`` ends it (drops the reference on the current fence).
+
+    Kernel: ``struct dma_resv_iter`` and ``dma_resv_iter_*`` (include/linux/dma-resv.h, dma-resv.c).
+    """
+
+    def __init__(self, obj: DmaResv | None = None, usage: Usage = Usage.BOOKKEEP) -> None:
+        self.obj: DmaResv | None = None
+        self.usage = Usage.BOOKKEEP
+        self.fence: DmaFence | None = None
+        self.fence_usage = Usage.KERNEL
+        self.index = 0
+        self.fences: Any = None
+        self.num_fences = 0
+        self.is_restarted = False
+        if obj is not None:
+            self.begin(obj, usage)
+
+    def begin(self, obj: DmaResv, usage: Usage) -> None:
+        """Start a walk of ``obj``'s fences with usage ``<= usage``. Kernel: ``dma_resv_iter_begin``."""
+        self.obj = check_resv(obj, "dma_resv_iter_begin")
+        self.usage = check_usage(usage, "dma_resv_iter_begin")
+        self.fence = None
+
+    def end(self) -> None:
+        """Drop the reference on the current fence (unlocked walks). Kernel: ``dma_resv_iter_end``."""
+        f, self.fence = self.fence, None
+        if f is not None:
+            f.put()
+
+    def _obj(self, fn: str) -> DmaResv:
+        if self.obj is None:
+            raise InvalidArgument(f"{fn}: the cursor was never begun; call dma_resv_iter_begin first")
+        return self.obj
+
+    # ------------------------------------------------------------------ unlocked walk
+    def _current_list(self, obj: DmaResv) -> DmaResvList | None:
+        """``dma_resv_fences_list`` read without the lock (``rcu_dereference``)."""
+        rt().point("dma_resv_fences_list", obj, READ)
+        return obj.fences
+
+    def _restart_unlocked(self, obj: DmaResv) -> None:
+        self.index = 0
+        self.num_fences = 0
+        self.fences = self._current_list(obj)
+        if self.fences is not None:
+            self.num_fences = self.fences.num_fences
+        self.is_restarted = True
+
+    def _walk_unlocked(self, obj: DmaResv) -> None:
+        """Advance to the next unsignaled fence of a usage we want, taking a reference on it."""
+        if self.fences is None:
+            # The kernel returns here keeping the previous fence (only reachable when copy_fences emptied
+            # the list); the model drops it so a fence is never returned twice in a row.
+            self.end()
+            return
+        while True:
+            self.end()
+            if self.index >= self.num_fences:
+                return
+            lst: DmaResvList = self.fences
+            f, u = lst.table[self.index]
+            self.index += 1
+            self.fence_usage = u
+            self.fence = f.get_unless_zero()
+            if self.fence is None:
+                self._restart_unlocked(obj)
+                continue
+            if not self.fence.is_signaled() and self.usage >= u:
+                return
+
+    def first_unlocked(self) -> DmaFence | None:
+        """The first unsignaled fence (with a cursor reference), or ``None``.
+
+        Locking: none (an RCU walk in the kernel). Kernel: ``dma_resv_iter_first_unlocked``.
+        """
+        obj = self._obj("dma_resv_iter_first_unlocked")
+        while True:
+            self._restart_unlocked(obj)
+            self._walk_unlocked(obj)
+            if self._current_list(obj) is self.fences:
+                return self.fence
+
+    def next_unlocked(self) -> DmaFence | None:
+        """The next unsignaled fence, restarting (``is_restarted``) if the list changed meanwhile.
+
+        Locking: none. Kernel: ``dma_resv_iter_next_unlocked``.
+        """
+        obj = self._obj("dma_resv_iter_next_unlocked")
+        self.is_restarted = False
+        restart = self._current_list(obj) is not self.fences
+        while True:
+            if restart:
+                self._restart_unlocked(obj)
+            self._walk_unlocked(obj)
+            restart = True
+            if self._current_list(obj) is self.fences:
+                return self.fence
+
+    # ------------------------------------------------------------------ locked walk
+    def first(self) -> DmaFence | None:
+        """The first fence (signaled ones included, no reference taken), or ``None``.
+
+        Locking: held (asserted). Kernel: ``dma_resv_iter_first``.
+        """
+        obj = self._obj("dma_resv_iter_first")
+        obj.assert_held()
+        self.index = 0
+        self.fences = obj.fences
+        f = self.next()
+        self.is_restarted = True
+        return f
+
+    def next(self) -> DmaFence | None:
+        """The next fence of a usage we want. Locking: held (asserted). Kernel: ``dma_resv_iter_next``."""
+        obj = self._obj("dma_resv_iter_next")
+        obj.assert_held()
+        self.is_restarted = False
+        while True:
+            lst = self.fences
+            if not isinstance(lst, DmaResvList) or self.index >= lst.num_fences:
+                return None
+            f, self.fence_usage = lst.table[self.index]
+            self.index += 1
+            if self.fence_usage <= self.usage:
+                return f
+
+    # ------------------------------------------------------------------ Python protocol
+    def __iter__(self) -> Iterator[DmaFence]:
+        f = self.first_unlocked()
+        while f is not None:
+            yield f
+            f = self.next_unlocked()
+
+    def __enter__(self) -> DmaResvIter:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if et is not None and not issubclass(et, Exception):
+            return
+        self.end()
+
+    def __repr__(self) -> str:
+        return (
+            f"<DmaResvIter {label_of(self.obj)} usage<={self.usage.name} index={self.index} "
+            f"restarted={self.is_restarted}>"
+        )
