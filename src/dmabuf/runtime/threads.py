@@ -66,17 +66,15 @@ class ThreadRuntime(Runtime):
 
     # ------------------------------------------------------------------ running
     def run(self, body: Callable[[], Any]) -> Any:
-        """Run ``body`` as task ``main`` in the calling thread, wait for every non-daemon task, then check
-        for leaks. Returns body's result; re-raises the first task failure."""
-        main = self._new_task(body, (), "main", False, False)
+        """Run ``body`` as task ``main`` (on its own thread), wait for every non-daemon task, then check
+        for leaks. Returns body's result; re-raises the first task failure. With a ``timeout``, tasks still
+        running after it are abandoned (killed at their next scheduling point) and TimeoutError is raised."""
         with self._lock:
+            main = self._new_task(body, (), "main", False, False)
             self._active += 1
-        self._local.task = main
-        self._lock.acquire()
-        try:
-            self._run_task_body(main)
-        finally:
-            self._finish_task(main)
+            th = threading.Thread(target=self._thread_main, args=(main,), name="dmabuf:main", daemon=True)
+            main.thread = th
+            th.start()
             deadline = None if self._timeout is None else time.monotonic() + self._timeout
             while self._failure is None and any(not t.done and not t.daemon for t in self._tasks):
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -85,11 +83,9 @@ class ThreadRuntime(Runtime):
                     break
                 self._all_done.wait(remaining)
             self._kill_all()
-            self._lock.release()
-            self._local.task = None
         for t in self._tasks:
             if t.thread is not None:
-                t.thread.join(5.0)
+                t.thread.join(0.5 if self._failure is not None else 5.0)
         if self._failure is not None:
             raise self._failure
         self._check_leaks()
