@@ -652,20 +652,10 @@ def _run_script(src: str) -> str:
     return p.stdout.strip()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="threads.py ThreadRuntime.run only checks the timeout after main's body returned: a main that "
-    "joins a never-ending task hangs forever",
-)
 def test_run_threads_timeout_while_main_joins_forever():
     assert _run_script(_HANGING_JOIN) == "TIMEOUT"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="threads.py ThreadRuntime.run only checks the timeout after main's body returned: a main body "
-    "that never returns hangs forever",
-)
 def test_run_threads_timeout_while_main_never_returns():
     assert _run_script(_HANGING_MAIN) == "TIMEOUT"
 
