@@ -45,6 +45,7 @@ from dmabuf.kernel import (
     init_completion,
     kref_read,
     reservation_ww_class,
+    send_sig,
     wait_for_completion,
     ww_acquire_fini,
     ww_acquire_init,
@@ -225,3 +226,28 @@ def test_fini_without_loop_and_lock_outside_loop() -> None:
         drm_exec_fini(exec)  # never entered the loop: no ticket to finish
 
     run(body)
+
+
+def test_interruptible_wait_returns_eintr() -> None:
+    """DRM_EXEC_INTERRUPTIBLE_WAIT: a signal while waiting for a busy resv gives -EINTR (lock_all raises)."""
+
+    def body() -> None:
+        a = gem()
+        assert dma_resv_lock(a.resv, None) == 0  # type: ignore[arg-type]
+        got: list[Any] = []
+
+        def locker() -> None:
+            with DrmExec(DRM_EXEC_INTERRUPTIBLE_WAIT) as ex:
+                try:
+                    ex.lock_all([a])
+                except InterruptedError:
+                    got.append("EINTR")
+
+        t = dmabuf.spawn(locker)
+        send_sig(9, t)
+        t.join()
+        dma_resv_unlock(a.resv)  # type: ignore[arg-type]
+        assert got == ["EINTR"]
+
+    res = dmabuf.explore(body, strategy="dfs")
+    assert res.failure is None, str(res.failure)
