@@ -17,6 +17,19 @@ from dmabuf.kernel import (
 )
 from dmabuf.runtime import READ, WRITE, rt
 
+import pytest
+
+STRAT = "dpor"
+
+
+@pytest.fixture(autouse=True, params=["dfs", "dpor"])
+def _strategy(request):
+    """Every classic bug must be found by plain DFS and by DPOR (the default)."""
+    global STRAT
+    STRAT = request.param
+    yield
+    STRAT = "dpor"
+
 
 class Box:
     def __init__(self):
@@ -53,7 +66,7 @@ def test_lost_update():
         b.join()
         assert box.value == 2, f"lost update: counter is {box.value}"
 
-    res = dmabuf.explore(body, strategy="dfs")
+    res = dmabuf.explore(body, strategy=STRAT)
     f = res.failure
     assert f is not None and f.kind == "exception"
     assert isinstance(f.exception, AssertionError) and "lost update" in str(f.exception)
@@ -76,7 +89,7 @@ def test_lost_update_with_read_once_write_once():
         b.join()
         assert box.value == 2
 
-    f = dmabuf.explore(body, strategy="dfs").failure
+    f = dmabuf.explore(body, strategy=STRAT).failure
     assert f is not None and f.kind == "exception"
     check_reproduces(body, f)
 
@@ -96,7 +109,7 @@ def test_locked_increment_is_clean():
             t.join()
         assert box.value == 4
 
-    res = dmabuf.explore(body, strategy="dfs")
+    res = dmabuf.explore(body, strategy=STRAT)
     assert res.ok and res.complete
 
 
@@ -120,7 +133,7 @@ def test_abba_deadlock_names_cycle():
         x.join()
         y.join()
 
-    f = dmabuf.explore(body, strategy="dfs").failure
+    f = dmabuf.explore(body, strategy=STRAT).failure
     assert f is not None and f.kind == "deadlock"
     assert "t1 waits to lock B held by t2" in f.message
     assert "t2 waits to lock A held by t1" in f.message
@@ -153,7 +166,7 @@ def test_lost_wakeup():
         k.join()
         w.join()
 
-    f = dmabuf.explore(body, strategy="dfs").failure
+    f = dmabuf.explore(body, strategy=STRAT).failure
     assert f is not None and f.kind == "deadlock"
     assert "waiter waits to schedule" in f.message
     check_reproduces(body, f)
@@ -186,7 +199,7 @@ def test_correct_sleep_idiom_has_no_lost_wakeup():
         k.join()
         w.join()
 
-    res = dmabuf.explore(body, strategy="dfs")
+    res = dmabuf.explore(body, strategy=STRAT)
     assert res.ok and res.complete, res
 
 
@@ -200,7 +213,7 @@ def test_leaked_lock():
         x = dmabuf.spawn(t, name="t")
         x.join()
 
-    f = dmabuf.explore(body, strategy="dfs").failure
+    f = dmabuf.explore(body, strategy=STRAT).failure
     assert f is not None and f.kind == "leak"
     assert "task 't' exited holding M" in f.message
     check_reproduces(body, f)
@@ -210,7 +223,7 @@ def test_unjoined_task_is_a_leak():
     def body():
         dmabuf.spawn(lambda: None, name="orphan")
 
-    f = dmabuf.explore(body, strategy="dfs").failure
+    f = dmabuf.explore(body, strategy=STRAT).failure
     assert f is not None and f.kind == "leak" and "'orphan' was spawned but never joined" in f.message
 
 
@@ -237,7 +250,7 @@ def test_livelock_two_tasks_retrying_forever():
         x.join()
         y.join()
 
-    res = dmabuf.explore(body, strategy="dfs", max_steps=200)
+    res = dmabuf.explore(body, strategy=STRAT, max_steps=200)
     f = res.failure
     assert f is not None and f.kind == "livelock"
     assert "exceeded its bound of 200" in f.message
@@ -266,7 +279,7 @@ def test_polling_time_without_sleeping_is_livelock():
         while jiffies() - start < 5:
             pass
 
-    f = dmabuf.explore(body, strategy="dfs", max_steps=500).failure
+    f = dmabuf.explore(body, strategy=STRAT, max_steps=500).failure
     assert f is not None and f.kind == "livelock"
 
 
@@ -288,7 +301,7 @@ def test_nondeterminism_from_random():
         a.join()
         b.join()
 
-    res = dmabuf.explore(body, strategy="dfs")
+    res = dmabuf.explore(body, strategy=STRAT)
     f = res.failure
     assert f is not None and f.kind == "nondeterminism"
     assert "diverged at step" in f.message or "replaying the same schedule gave" in f.message
@@ -311,7 +324,7 @@ def test_nondeterminism_from_wall_time():
         b.join()
 
     for _ in range(5):  # wall time may coincide by chance; five searches practically never all agree
-        f = dmabuf.explore(body, strategy="dfs").failure
+        f = dmabuf.explore(body, strategy=STRAT).failure
         if f is not None:
             assert f.kind == "nondeterminism"
             return
@@ -325,4 +338,4 @@ def test_current_is_the_spawned_task():
         t.join()
         assert seen == ["worker"]
 
-    assert dmabuf.explore(body, strategy="dfs").ok
+    assert dmabuf.explore(body, strategy=STRAT).ok

@@ -95,6 +95,11 @@ def explore(
         while True:
             strat.start()
             outcome = rt.run(body)
+            if outcome.kind == "pruned":
+                if not strat.advance(outcome):
+                    complete = getattr(strat, "exhaustive", True)
+                    break
+                continue
             executions += 1
             if not outcome.ok:
                 failure = _build_failure(rt, body, [b.entry() for b in strat.decisions()], outcome)

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import NotInRuntime, UsageError
-from ._api import LOCAL, READ, WRITE, Runtime, Task, holders_of
+from ._api import LOCAL, READ, RELEASE, WRITE, Runtime, Task, holders_of
 from ._labels import label_of
 
 __all__ = [
     "LOCAL",
     "READ",
+    "RELEASE",
     "WRITE",
     "Runtime",
     "Task",

@@ -27,12 +27,16 @@ from typing import Any
 
 from ..errors import InvalidArgument
 
-__all__ = ["LOCAL", "READ", "WRITE", "Runtime", "Task", "holders_of"]
+__all__ = ["LOCAL", "READ", "RELEASE", "WRITE", "Runtime", "Task", "holders_of"]
 
 #: Access kind of a scheduling point that only observes the object.
 READ = "read"
 #: Access kind of a scheduling point that may modify the object.
 WRITE = "write"
+#: Access kind of an operation that only releases an object others wait for (unlock). It conflicts like a
+#: WRITE, but a *waiting* acquisition is never considered for reordering before it (it could not run there),
+#: so DPOR races an acquisition with the previous acquisition instead.
+RELEASE = "release"
 #: Access kind of a step that neither changes shared state nor observes anything that can still change once
 #: it is enabled (joining a finished task). The controlled runtime runs such steps eagerly, without making a
 #: scheduling decision, so they never multiply the number of explored executions.

@@ -30,7 +30,7 @@ to the next one (no hub round trip) -- see the Foundation issue's measurements.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from greenlet import getcurrent, greenlet
 
@@ -39,7 +39,7 @@ from ._api import LOCAL, WRITE, Ready, Runtime, Task, holders_of
 from ._labels import Labeler
 from ._trace import TraceEvent
 
-__all__ = ["ControlledRuntime", "Decider", "Outcome"]
+__all__ = ["Abort", "ControlledRuntime", "Decider", "Outcome"]
 
 #: Default bound on scheduling steps of one execution before it is reported as a livelock.
 DEFAULT_MAX_STEPS = 20_000
@@ -83,6 +83,14 @@ class Outcome:
 
     def __repr__(self) -> str:
         return f"<Outcome {self.kind}: {self.message[:60]}>"
+
+
+class Abort(BaseException):  # noqa: N818 - control flow
+    """Raised by a decider (through :meth:`ControlledRuntime.abort`) to end the execution with ``outcome``."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.kind)
+        self.outcome = outcome
 
 
 class _CTask(Task):
@@ -283,7 +291,10 @@ class ControlledRuntime(Runtime):
                 return self.hub.switch(self._deadlock_outcome())
         if self._observe:
             # observing strategies (DPOR) see every step, not only branches
-            nxt = opts[self.decider.sched(self, opts, cur)]
+            try:
+                nxt = opts[self.decider.sched(self, opts, cur)]
+            except Abort as a:
+                return self.hub.switch(a.outcome)
             if cur is not None and nxt is not cur and cur in opts:
                 self.preemptions += 1
                 if self.tracing:
@@ -291,7 +302,10 @@ class ControlledRuntime(Runtime):
         elif len(opts) == 1:
             nxt = opts[0]
         else:
-            idx = self.decider.sched(self, opts, cur)  # type: ignore[arg-type]
+            try:
+                idx = self.decider.sched(self, opts, cur)
+            except Abort as a:
+                return self.hub.switch(a.outcome)
             nxt = opts[idx]
             if cur is not None and nxt is not cur and cur in opts:
                 self.preemptions += 1
@@ -341,6 +355,10 @@ class ControlledRuntime(Runtime):
         return True
 
     # ------------------------------------------------------------------ the seam
+    def abort(self, outcome: Outcome) -> NoReturn:
+        """End the execution now with ``outcome`` (for deciders: divergence, pruning)."""
+        raise Abort(outcome)
+
     def current(self) -> Task:
         t = self.current_task
         if t is None:
@@ -404,7 +422,11 @@ class ControlledRuntime(Runtime):
             raise TaskKilled
         if n == 1:
             return 0
-        v = self.decider.data(self, n, label)
+        try:
+            v = self.decider.data(self, n, label)
+        except Abort as a:
+            self.hub.switch(a.outcome)
+            raise TaskKilled from None
         if self.tracing:
             t = self.current_task
             assert t is not None

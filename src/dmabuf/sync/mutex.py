@@ -9,7 +9,7 @@ from .. import lockdep
 from ..errors import InvalidArgument
 from ..kernel._warn import WARN
 from ..kernel.errno import EINTR
-from ..runtime import WRITE, Task, rt
+from ..runtime import RELEASE, WRITE, Task, rt
 
 __all__ = ["Mutex"]
 
@@ -91,7 +91,7 @@ class Mutex:
         """
         r = rt()
         t = r.current()
-        r.point("unlock", self, WRITE)
+        r.point("unlock", self, RELEASE)
         if self.owner is not t:
             who = "nobody" if self.owner is None else repr(self.owner.name)
             WARN(

@@ -8,7 +8,7 @@ from typing import Any
 from .. import lockdep
 from ..errors import InvalidArgument
 from ..kernel._warn import WARN
-from ..runtime import WRITE, Task, rt
+from ..runtime import RELEASE, WRITE, Task, rt
 
 __all__ = ["SpinLock"]
 
@@ -69,7 +69,7 @@ class SpinLock:
         """Release. Kernel: ``spin_unlock``; an unheld or foreign lock is a ``spin_bug`` (KernelWarning)."""
         r = rt()
         t = r.current()
-        r.point("spin_unlock", self, WRITE)
+        r.point("spin_unlock", self, RELEASE)
         if self.owner is not t:
             what = "already unlocked" if self.owner is None else f"wrong owner ({self.owner.name!r})"
             WARN(

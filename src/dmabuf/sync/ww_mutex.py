@@ -42,7 +42,7 @@ from ..errors import Deadlk, InvalidArgument
 from ..kernel import config
 from ..kernel._warn import WARN
 from ..kernel.errno import EALREADY, EDEADLK, EINTR
-from ..runtime import READ, WRITE, Task, active, rt
+from ..runtime import READ, RELEASE, WRITE, Task, active, rt
 
 __all__ = ["WWAcquireCtx", "WWClass", "WWMutex", "check_ww_ctx", "check_ww_mutex"]
 
@@ -425,7 +425,7 @@ class WWMutex:
         self._check_ready("ww_mutex_unlock")
         r = rt()
         t = r.current()
-        r.point("unlock", self, WRITE)
+        r.point("unlock", self, RELEASE)
         if self.owner is not t:
             WARN(
                 True,

@@ -135,7 +135,7 @@ class PathStrategy:
             "does not control (random, wall-clock time, state kept between executions, hash order): "
             "derive it from dmabuf.choose() or create it inside the body."
         )
-        rt.hub.switch(Outcome("nondeterminism", msg))
+        rt.abort(Outcome("nondeterminism", msg))
 
     def decisions(self) -> list[Branch]:
         """Branches of the execution that just ran (up to where it stopped)."""
@@ -214,7 +214,7 @@ class ReplayStrategy:
             "on something the runtime does not control."
         )
         self.divergence = msg
-        rt.hub.switch(Outcome("nondeterminism", msg))
+        rt.abort(Outcome("nondeterminism", msg))
 
 
 def check_positive_int(name: str, value: Any, allow_none: bool = True, minimum: int = 0) -> None:

@@ -1,4 +1,4 @@
-"""Non-DFS strategies: seeded random walk and PCT; ``dpor`` (until the DPOR engine lands) runs DFS."""
+"""Non-DFS strategies: seeded random walk and PCT; the factory for ``dpor``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 from ...errors import InvalidArgument
 from ...runtime.controlled import Outcome
 from .base import Branch, PathStrategy
-from .dfs import DFS
 
 __all__ = ["RandomWalk", "make"]
 
@@ -35,5 +34,7 @@ def make(strategy: str, preemption_bound: int | None, seed: int, **kw: Any) -> P
     if strategy == "random":
         return RandomWalk(seed)
     if strategy == "dpor":
-        return DFS(preemption_bound)
+        from .dpor import DPOR
+
+        return DPOR(preemption_bound)  # type: ignore[return-value]
     raise InvalidArgument(f"strategy {strategy!r} is not available in this version; use 'dfs' or 'random'")
