@@ -23,6 +23,7 @@ import itertools
 from typing import Any
 
 from .errors import KernelWarning
+from .kernel import config
 from .runtime import Task, active, label_of
 
 __all__ = [
@@ -97,6 +98,18 @@ def class_of(lock: Any) -> str:
     return label_of(lock)
 
 
+def _class_fast(lock: Any) -> str:
+    cached = getattr(lock, "_dm_lockdep_class", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    cls = class_of(lock)
+    try:
+        lock._dm_lockdep_class = cls
+    except AttributeError:
+        pass  # slotted objects: computed each time
+    return cls
+
+
 _PKG_DIR = __file__.rsplit("/", 1)[0]
 
 
@@ -135,17 +148,15 @@ def acquire(task: Task, lock: Any, *, nest_ok: bool = False, trylock: bool = Fal
     ``trylock``: the acquisition could not block, so (as in the kernel's lockdep) it adds no order edges from
     the locks already held; locks taken later while holding it do.
     """
-    from .kernel import config
-
-    if config.CONFIG_PROVE_LOCKING and not trylock:
-        new_cls = class_of(lock)
+    if task.held and not trylock and config.CONFIG_PROVE_LOCKING:
+        new_cls = _class_fast(lock)
         g = _graph()
         if g is not None:
             for h in task.held:
-                hc = class_of(h)
+                hc = _class_fast(h)
                 if hc == new_cls:
                     continue  # same class: nesting rules are checked by the primitive
-                chain = [class_of(x) for x in task.held] + [new_cls]
+                chain = [_class_fast(x) for x in task.held] + [new_cls]
                 reverse = g.add(hc, new_cls, chain)
                 if reverse is None and g.replaying:
                     reverse = g.path(new_cls, hc)

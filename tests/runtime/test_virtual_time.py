@@ -192,12 +192,6 @@ def test_polling_jiffies_without_sleeping_is_a_livelock():
     assert f.steps == 2001
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controlled.py ControlledRuntime._reschedule: an eager LOCAL step of the current task (the "
-    "`local is cur` branch) is not traced, so a jiffies-polling livelock has an empty trace and its "
-    "message cannot name the repeating operation",
-)
 def test_polling_livelock_trace_names_jiffies():
     def body():
         deadline = jiffies() + HZ

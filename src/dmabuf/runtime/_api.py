@@ -9,9 +9,10 @@ current :class:`Runtime` for the few things that depend on *how* the program is 
   points of one task is treated as one atomic step, so every shared access must be preceded by a point;
 * ``wait(op, obj, access, ready, timeout_ns)``: a scheduling point that is only *enabled* once ``ready()`` is
   true (or the timeout expired). This is the only way to block. ``notify(obj)`` must be called after a
-  state change that may make a waiter's ``ready()`` true (the threads runtime relies on it to wake threads;
-  the controlled runtime re-evaluates every predicate at every decision, so a forgotten ``notify`` shows up
-  as a deadlock on real threads, which the tests run too);
+  state change that may make a waiter's ``ready()`` true: the threads runtime relies on it to wake threads
+  (a forgotten ``notify`` leaves the waiter asleep until every task is blocked, when the deadlock check
+  re-evaluates all predicates once more and rescues it: slow, but not a hang); the controlled runtime
+  re-evaluates every predicate at every decision;
 * a clock (``now_ns``), and ``choose(n)``, a recorded data choice.
 
 Both implementations guarantee that model code between two scheduling points runs atomically with respect

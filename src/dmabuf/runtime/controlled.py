@@ -273,6 +273,8 @@ class ControlledRuntime(Runtime):
                 if self._observe:
                     self.decider.on_local(self, local)  # type: ignore[attr-defined]
                 if local is cur:
+                    if self.tracing:
+                        self._trace_step(cur)
                     cur.at_point = False
                     return None
                 if cur is None:
@@ -473,7 +475,10 @@ class ControlledRuntime(Runtime):
 
     def describe_wait(self, t: Task) -> str:
         name = self.labeler.name(t.obj)
-        holders = [h for h in holders_of(t.obj) if h is not t]
+        all_holders = holders_of(t.obj)
+        holders = [h for h in all_holders if h is not t]
+        if t in all_holders and not holders:
+            return f"{t.name} waits to {t.op} {name}, which it holds itself (self-deadlock)"
         if holders:
             return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
         return f"{t.name} waits to {t.op} {name} (no task will make it ready)"

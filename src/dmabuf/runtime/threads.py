@@ -276,8 +276,11 @@ class ThreadRuntime(Runtime):
     def _describe(self, t: Task) -> str:
         from ._api import holders_of
 
-        holders = [h for h in holders_of(t.obj) if h is not t]
+        all_holders = holders_of(t.obj)
+        holders = [h for h in all_holders if h is not t]
         name = self.labeler.name(t.obj)
+        if t in all_holders and not holders:
+            return f"{t.name} waits to {t.op} {name}, which it holds itself (self-deadlock)"
         if holders:
             return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
         return f"{t.name} waits to {t.op} {name} (no task will make it ready)"

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import lockdep
 from ..errors import InvalidArgument
+from ..kernel import config
 from ..kernel._warn import WARN
 from ..kernel.errno import EINTR
 from ..runtime import RELEASE, WRITE, Task, rt
@@ -37,11 +38,10 @@ class Mutex:
         return self.owner is None
 
     def _check_lock(self, t: Task) -> None:
-        from ..kernel.sched import might_sleep
+        if t.atomic_depth or t.rcu_depth:
+            from ..kernel.sched import might_sleep
 
-        might_sleep()
-        from ..kernel import config
-
+            might_sleep()
         if self.owner is t and config.CONFIG_PROVE_LOCKING:
             WARN(
                 True,

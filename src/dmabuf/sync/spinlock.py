@@ -86,10 +86,14 @@ class SpinLock:
     def lock_irqsave(self) -> int:
         """Acquire with interrupts off; returns the flags to restore. Kernel: ``spin_lock_irqsave``."""
         self.lock()
-        t = rt().current()
+        r = rt()
+        t = r.current()
         t.atomic_depth += 1
-        self._flags += 1
-        return self._flags
+        # flags come from one per-run counter, so restoring another lock's flags is noticed
+        n = r.globals.get("_irq_flags", 0) + 1
+        r.globals["_irq_flags"] = n
+        self._flags = n
+        return n
 
     def unlock_irqrestore(self, flags: int) -> None:
         """Release and restore interrupts. Kernel: ``spin_unlock_irqrestore``."""
