@@ -28,9 +28,14 @@ __all__ = [
     "KernelWarning",
     "LeakDetected",
     "LivelockDetected",
+    "LostWrite",
+    "MappingInvalidated",
+    "OutOfPages",
     "Nondeterminism",
     "NotInRuntime",
     "ReplayFormatError",
+    "StaleContent",
+    "StaleMapping",
     "TaskKilled",
     "UsageError",
 ]
@@ -124,3 +129,28 @@ class TaskKilled(BaseException):
 
     Derives from ``BaseException`` so model code's ``except Exception`` does not swallow it.
     """
+
+
+class StaleMapping(DataIntegrityError):
+    """Device or CPU access through a mapping whose pages no longer belong to its buffer (freed or reused by
+    a move or a release), or through a mapping that was already unmapped. The message names the buffer, the
+    mapping, the page and the move that freed it."""
+
+
+class StaleContent(DataIntegrityError):
+    """Access to a page of a new placement that the move's copy has not filled yet (the move fence had not
+    signalled): the reader sees old garbage, a writer's bytes would be overwritten by the copy."""
+
+
+class LostWrite(DataIntegrityError):
+    """At the end of an execution a buffer's bytes differ from the last completed writes to it: a write landed
+    in pages that a move had already copied (or was never copied)."""
+
+
+class MappingInvalidated(UsageError):
+    """A mapping or attachment was used after the mapping-tracking policy made it unusable (one-shot
+    invalidation); the importer must map again."""
+
+
+class OutOfPages(DmabufError):
+    """A memory domain's page pool has too few free pages for an allocation."""
