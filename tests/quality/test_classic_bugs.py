@@ -3,6 +3,8 @@
 import random
 import time
 
+import pytest
+
 import dmabuf
 from dmabuf.kernel import (
     TASK_UNINTERRUPTIBLE,
@@ -16,8 +18,6 @@ from dmabuf.kernel import (
     wake_up_process,
 )
 from dmabuf.runtime import READ, WRITE, rt
-
-import pytest
 
 STRAT = "dpor"
 

@@ -86,18 +86,18 @@ def decode(schedule: str) -> list[Entry]:
         try:
             if part.startswith("c"):
                 v, n = part[1:].split("/")
-                e = Entry("c", int(v), int(n))
-                if not 0 <= e.value < e.n:
+                entry = Entry("c", int(v), int(n))
+                if not 0 <= entry.value < entry.n:
                     raise ValueError("choice out of range")
             elif part.startswith("t"):
                 tid, rest = part[1:].split(":", 1)
                 op, obj = rest.split("@", 1)
-                e = Entry("t", int(tid), 0, unquote(op), unquote(obj))
-                if e.value < 0:
+                entry = Entry("t", int(tid), 0, unquote(op), unquote(obj))
+                if entry.value < 0:
                     raise ValueError("negative task id")
             else:
                 raise ValueError("unknown entry kind")
         except ValueError as err:
             raise ReplayFormatError(f"replay string entry {i + 1} ({part!r}) is malformed: {err}") from None
-        out.append(e)
+        out.append(entry)
     return out

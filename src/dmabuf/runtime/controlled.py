@@ -29,7 +29,7 @@ to the next one (no hub round trip) -- see the Foundation issue's measurements.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Protocol
 
 from greenlet import getcurrent, greenlet
@@ -48,7 +48,7 @@ DEFAULT_MAX_STEPS = 20_000
 class Decider(Protocol):
     """What the runtime asks at a branch. Implemented by the explorer's strategies."""
 
-    def sched(self, rt: ControlledRuntime, options: list[Task], cur: Task | None) -> int:
+    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         """Index into ``options`` (enabled tasks in id order) of the task that executes next.
         ``cur`` is the task that reached the point (``None`` if it finished)."""
         ...
@@ -85,7 +85,7 @@ class Outcome:
         return f"<Outcome {self.kind}: {self.message[:60]}>"
 
 
-class Abort(BaseException):  # noqa: N818 - control flow
+class Abort(BaseException):
     """Raised by a decider (through :meth:`ControlledRuntime.abort`) to end the execution with ``outcome``."""
 
     def __init__(self, outcome: Outcome) -> None:

@@ -90,7 +90,7 @@ class SpinLock:
         t = r.current()
         t.atomic_depth += 1
         # flags come from one per-run counter, so restoring another lock's flags is noticed
-        n = r.globals.get("_irq_flags", 0) + 1
+        n: int = r.globals.get("_irq_flags", 0) + 1
         r.globals["_irq_flags"] = n
         self._flags = n
         return n

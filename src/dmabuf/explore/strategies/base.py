@@ -9,6 +9,7 @@ the next one (DFS backtracks; random search starts afresh).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import InvalidArgument
@@ -75,7 +76,7 @@ class PathStrategy:
         self.pos = 0
 
     # ---------------------------------------------------------------- Decider
-    def sched(self, rt: ControlledRuntime, options: list[Task], cur: Task | None) -> int:
+    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         path = self.path
@@ -119,7 +120,7 @@ class PathStrategy:
         return b.chosen
 
     def _diverged(
-        self, rt: ControlledRuntime, pos: int, b: Branch, options: list[Task] | None, n: int = 0
+        self, rt: ControlledRuntime, pos: int, b: Branch, options: Sequence[Task] | None, n: int = 0
     ) -> None:
         if b.kind == "c":
             expected = f"choose({b.n})"
@@ -161,7 +162,7 @@ class ReplayStrategy:
         self.pos = 0
         self.recorded = []
 
-    def sched(self, rt: ControlledRuntime, options: list[Task], cur: Task | None) -> int:
+    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         if pos < len(self.entries):
@@ -200,7 +201,7 @@ class ReplayStrategy:
         return v
 
     def _diverged(
-        self, rt: ControlledRuntime, pos: int, e: Entry, options: list[Task] | None, n: int = 0
+        self, rt: ControlledRuntime, pos: int, e: Entry, options: Sequence[Task] | None, n: int = 0
     ) -> None:
         if options is None:
             got = f"choose({n})" if n else "a scheduling branch"

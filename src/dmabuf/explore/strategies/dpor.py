@@ -33,6 +33,7 @@ points that would exceed it are not added (a subset of the unbounded search, so 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ...runtime import READ, RELEASE, Task
@@ -127,7 +128,7 @@ class DPOR:
         if isinstance(t.obj, Task):
             self.events.append(_Ev("join", t.id, None, "", self.pos, t.obj.id))
 
-    def sched(self, rt: ControlledRuntime, options: list[Task], cur: Task | None) -> int:
+    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         nodes = self.nodes
@@ -168,7 +169,7 @@ class DPOR:
         # sleep set of the child: sleepers whose pending event is independent of the chosen one
         if sleep:
             ca, co = chosen.access, chosen.obj
-            tasks = rt._tasks  # noqa: SLF001 - the strategy reads task states by id
+            tasks = rt._tasks
             keep = set()
             for tid in sleep:
                 if tid == chosen.id:
@@ -187,7 +188,7 @@ class DPOR:
         ev.wait = chosen.ready is not None
         ds = self._disabled_since
         ev.enabler = ds.pop(chosen.id, -1)
-        for t in rt._live:  # noqa: SLF001 - live tasks in id order
+        for t in rt._live:
             if t.at_point and t.id not in en:
                 ds[t.id] = ev_index
         self.events.append(ev)
@@ -206,8 +207,14 @@ class DPOR:
         self.nodes.append(node)
         return 0
 
-    def _diverged(self, rt: ControlledRuntime, pos: int, node: _Node, options: list[Task] | None, n: int = 0) -> None:
-        expected = f"choose({node.n})" if node.kind == "c" else f"task {node.chosen} doing {node.op or 'its next step'}"
+    def _diverged(
+        self, rt: ControlledRuntime, pos: int, node: _Node, options: Sequence[Task] | None, n: int = 0
+    ) -> None:
+        expected = (
+            f"choose({node.n})"
+            if node.kind == "c"
+            else f"task {node.chosen} doing {node.op or 'its next step'}"
+        )
         if options is None:
             got = f"choose({n})" if n else "a scheduling step"
         else:
@@ -226,7 +233,7 @@ class DPOR:
 
     # ------------------------------------------------------------------ after an execution
     def advance(self, outcome: Outcome) -> bool:
-        del self.nodes[self.pos:]
+        del self.nodes[self.pos :]
         if not self._pruned:
             self._analyse()
         nodes = self.nodes

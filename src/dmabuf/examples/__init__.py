@@ -1,0 +1,1 @@
+"""Small shipped example bodies (used by ``dmabuf demo`` and the docs)."""
