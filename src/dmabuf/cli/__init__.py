@@ -19,10 +19,3 @@ def main() -> None:
 main.add_command(demo)
 main.add_command(explore_cmd)
 main.add_command(replay_cmd)
-
-try:  # `dmabuf check` lives with the hazard scenarios
-    from .check import check as _check
-
-    main.add_command(_check)
-except ImportError:  # pragma: no cover - only while the scenarios are not installed
-    pass
