@@ -98,26 +98,38 @@ def jiffies() -> int:
     return r.now_ns() * HZ // _NS
 
 
+def _int(v: object, fn: str, what: str = "an int") -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidArgument(f"{fn} needs {what}, got {v!r}")
+    return v
+
+
+def _task(t: object, fn: str) -> Task:
+    if not isinstance(t, Task):
+        raise InvalidArgument(f"{fn} needs a task (current(), kthread_run(...)), got {type(t).__name__}")
+    return t
+
+
 def msecs_to_jiffies(ms: int) -> int:
     """Milliseconds to jiffies, rounded up (``msecs_to_jiffies``)."""
-    if ms < 0:
+    if _int(ms, "msecs_to_jiffies", "an int number of milliseconds") < 0:
         return MAX_SCHEDULE_TIMEOUT
     return (int(ms) * HZ + 999) // 1000
 
 
 def usecs_to_jiffies(us: int) -> int:
     """Microseconds to jiffies, rounded up."""
-    return (int(us) * HZ + 999_999) // 1_000_000
+    return (_int(us, "usecs_to_jiffies") * HZ + 999_999) // 1_000_000
 
 
 def jiffies_to_msecs(j: int) -> int:
     """Jiffies to milliseconds."""
-    return int(j) * 1000 // HZ
+    return _int(j, "jiffies_to_msecs") * 1000 // HZ
 
 
 def time_after(a: int, b: int) -> bool:
     """``time_after(a, b)``: a is later than b (wrap-safe on 64 bits)."""
-    return ((b - a) & ((1 << 64) - 1)) >= (1 << 63)
+    return ((_int(b, "time_after") - _int(a, "time_after")) & ((1 << 64) - 1)) >= (1 << 63)
 
 
 def time_before(a: int, b: int) -> bool:
@@ -127,7 +139,7 @@ def time_before(a: int, b: int) -> bool:
 
 def time_after_eq(a: int, b: int) -> bool:
     """``time_after_eq(a, b)``."""
-    return a == b or time_after(a, b)
+    return time_after(a, b) or a == b
 
 
 def time_before_eq(a: int, b: int) -> bool:
@@ -230,6 +242,7 @@ def wake_up_process(task: Task) -> int:
 
 def msleep(msecs: int) -> None:
     """Sleep at least ``msecs`` milliseconds (uninterruptible). May sleep."""
+    _int(msecs, "msleep", "an int number of milliseconds")
     might_sleep()
     r = rt()
     r.wait("msleep", _CLOCK, LOCAL, _never, msecs_to_jiffies(msecs) * _NS // HZ)
@@ -237,6 +250,7 @@ def msleep(msecs: int) -> None:
 
 def msleep_interruptible(msecs: int) -> int:
     """Sleep ``msecs`` ms unless a signal arrives; returns the milliseconds left."""
+    _int(msecs, "msleep_interruptible", "an int number of milliseconds")
     might_sleep()
     r = rt()
     t = r.current()
@@ -262,8 +276,9 @@ def signal_pending(task: Task) -> bool:
 def send_sig(sig: int, task: Task, priv: int = 0) -> int:
     """Deliver a signal to ``task``: interruptible waits of that task return ``-EINTR``/``-ERESTARTSYS``.
     Returns 0."""
-    if not isinstance(task, Task):
-        raise InvalidArgument(f"send_sig needs a task, got {type(task).__name__}")
+    _int(sig, "send_sig", "an int signal number")
+    _int(priv, "send_sig", "an int priv")
+    _task(task, "send_sig")
     r = rt()
     r.point("signal", task, WRITE)
     task.sigpending = True
@@ -273,6 +288,7 @@ def send_sig(sig: int, task: Task, priv: int = 0) -> int:
 
 def flush_signals(task: Task) -> None:
     """Discard pending signals of ``task``."""
+    _task(task, "flush_signals")
     r = rt()
     r.point("signal", task, WRITE)
     task.sigpending = False
