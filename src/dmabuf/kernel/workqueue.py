@@ -136,6 +136,10 @@ class WorkStruct:
     """
 
     def __init__(self, func: Callable[[Any], Any] | None = None, name: str | None = None) -> None:
+        if func is not None and not callable(func):
+            raise InvalidArgument(
+                f"{type(self).__name__} needs a callable function, got {type(func).__name__}"
+            )
         self.func = func
         self._dm_label = name
         self._reset()
@@ -343,6 +347,9 @@ class Workqueue:
     """
 
     def __init__(self, name: str, flags: int = 0, max_active: int = 0, *, _system: bool = False) -> None:
+        for what, v in (("flags", flags), ("max_active", max_active)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InvalidArgument(f"Workqueue: {what} must be an int, got {v!r}")
         if not _system:
             might_sleep()
         r = rt()
@@ -731,6 +738,8 @@ def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: Any) -> Workqu
 
 def alloc_ordered_workqueue(fmt: str, flags: int, *args: Any) -> Workqueue:
     """An ordered workqueue: one item at a time, in queueing order. Kernel: ``alloc_ordered_workqueue``."""
+    if isinstance(flags, bool) or not isinstance(flags, int):
+        raise InvalidArgument(f"alloc_ordered_workqueue: flags must be an int, got {flags!r}")
     return alloc_workqueue(fmt, WQ_UNBOUND | _WQ_ORDERED | flags, 1, *args)
 
 
