@@ -257,12 +257,12 @@ def list_is_singular(head: ListHead) -> bool:
 
 def list_is_first(list: ListHead, head: ListHead) -> bool:
     """True if ``list`` is the first entry of ``head``. Kernel: ``list_is_first``."""
-    return _lh(list, "list_is_first").prev is head
+    return _lh(list, "list_is_first").prev is _lh(head, "list_is_first", "head")
 
 
 def list_is_last(list: ListHead, head: ListHead) -> bool:
     """True if ``list`` is the last entry of ``head``. Kernel: ``list_is_last``."""
-    return _lh(list, "list_is_last").next is head
+    return _lh(list, "list_is_last").next is _lh(head, "list_is_last", "head")
 
 
 def _splice(list: ListHead, prev: ListHead, next: ListHead) -> None:
@@ -352,6 +352,13 @@ def _search_container(ptr: object, type_: type[T], member: str) -> T | None:
     return None
 
 
+def _entry_type(tp: object, member: object, fn: str) -> None:
+    if not isinstance(tp, type):
+        raise InvalidArgument(f"{fn} needs the container class as its type argument, got {tp!r}")
+    if not isinstance(member, str):
+        raise InvalidArgument(f"{fn} needs the member name as a string, got {member!r}")
+
+
 def list_entry(ptr: ListHead, type: type[T], member: str) -> T:
     """The container of node ``ptr`` (C: ``list_entry``)."""
     if isinstance(ptr, _Poison):
@@ -374,6 +381,7 @@ def list_last_entry(head: ListHead, type: type[T], member: str) -> T:
 
 def list_first_entry_or_null(head: ListHead, type: type[T], member: str) -> T | None:
     """The container of the first entry, or ``None`` for an empty list. Kernel: ``list_first_entry_or_null``."""
+    _entry_type(type, member, "list_first_entry_or_null")
     if list_empty(head):
         return None
     return list_entry(head.next, type, member)
@@ -382,6 +390,7 @@ def list_first_entry_or_null(head: ListHead, type: type[T], member: str) -> T | 
 def list_next_entry(pos: object, member: str) -> Any:
     """The container of the node after ``pos.member`` (C: ``list_next_entry``); the caller checks for the
     head first (``list_is_last``)."""
+    _entry_type(type(pos), member, "list_next_entry")
     node = _lh(getattr(pos, member, None), "list_next_entry", f"{type(pos).__name__}.{member}")
     return list_entry(node.next, type(pos), member)
 
@@ -404,6 +413,7 @@ def list_for_each_entry(head: ListHead, type: type[T], member: str) -> Iterator[
     """Yield the container of each entry (C: ``list_for_each_entry(pos, head, member)``). Deleting the
     current entry inside the loop is caught as in C (it reads a poisoned pointer); use
     :func:`list_for_each_entry_safe` for that."""
+    _entry_type(type, member, "list_for_each_entry")
     for node in list_for_each(head):
         yield list_entry(node, type, member)
 
@@ -412,6 +422,7 @@ def list_for_each_entry_safe(head: ListHead, type: type[T], member: str) -> Iter
     """Like :func:`list_for_each_entry`, but the next entry is fetched before the body runs, so the body
     may delete the current one. Kernel: ``list_for_each_entry_safe``."""
     _lh(head, "list_for_each_entry_safe", "head")
+    _entry_type(type, member, "list_for_each_entry_safe")
     pos = head.next
     while pos is not head:
         if not isinstance(pos, ListHead):
