@@ -89,6 +89,8 @@ def dma_fence_init(fence: DmaFence, ops: DmaFenceOps, lock: SpinLock, context: i
     Kernel: ``dma_fence_init`` (drivers/dma-buf/dma-fence.c)."""
     if not isinstance(fence, DmaFence):
         raise InvalidArgument(f"dma_fence_init needs a DmaFence, got {type(fence).__name__}")
+    if ops is not None and not isinstance(ops, DmaFenceOps):
+        raise InvalidArgument(f"dma_fence_init needs a DmaFenceOps table, got {type(ops).__name__}")
     fence.init(ops, lock, context, seqno)
 
 
@@ -123,6 +125,17 @@ def dma_fence_get_rcu_safe(holder: Any, field: str | int) -> DmaFence | None:
     """Reference the fence in ``holder.field`` (``holder[field]`` for a list), the C ``&holder->field``,
     retrying while it is replaced or released. Locking: an RCU read-side section in the kernel.
     Kernel: ``dma_fence_get_rcu_safe``."""
+    fn = "dma_fence_get_rcu_safe"
+    if isinstance(field, str):
+        if not hasattr(holder, field):
+            raise InvalidArgument(f"{fn}: {type(holder).__name__} has no field {field!r}")
+    elif isinstance(field, int) and not isinstance(field, bool):
+        if not isinstance(holder, list) or not -len(holder) <= field < len(holder):
+            raise InvalidArgument(
+                f"{fn}: index {field} needs a list holding that slot, got {type(holder).__name__}"
+            )
+    else:
+        raise InvalidArgument(f"{fn} needs a field name or list index, got {field!r}")
     return get_rcu_safe(holder, field)
 
 
