@@ -32,6 +32,11 @@ __all__ = [
 ]
 
 
+def _opt(fence: object, fn: str) -> DmaFence | None:
+    """``NULL`` or an initialised fence."""
+    return None if fence is None else check_fence(fence, fn)
+
+
 def dma_fence_array_create(
     num_fences: int, fences: list[DmaFence], context: int, seqno: int, signal_on_any: bool
 ) -> DmaFenceArray:
@@ -43,7 +48,7 @@ def dma_fence_array_create(
 
 def to_dma_fence_array(fence: DmaFence | None) -> DmaFenceArray | None:
     """Kernel: ``to_dma_fence_array``."""
-    return to_array(fence)
+    return to_array(_opt(fence, "to_dma_fence_array"))
 
 
 def dma_fence_is_array(fence: DmaFence) -> bool:
@@ -65,14 +70,16 @@ def dma_fence_match_context(fence: DmaFence, context: int) -> bool:
 
 def dma_fence_array_first(head: DmaFence | None) -> DmaFence | None:
     """Kernel: ``dma_fence_array_first``."""
-    return array_first(head)
+    return array_first(_opt(head, "dma_fence_array_first"))
 
 
 def dma_fence_array_next(head: DmaFence | None, index: int) -> DmaFence | None:
     """Kernel: ``dma_fence_array_next``."""
-    return array_next(head, index)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise InvalidArgument(f"dma_fence_array_next needs an int index, got {index!r}")
+    return array_next(_opt(head, "dma_fence_array_next"), index)
 
 
 def dma_fence_array_for_each(head: DmaFence | None) -> Iterator[tuple[int, DmaFence]]:
     """``for i, fence in dma_fence_array_for_each(head)``. Kernel: ``dma_fence_array_for_each``."""
-    return array_for_each(head)
+    return array_for_each(_opt(head, "dma_fence_array_for_each"))

@@ -30,6 +30,11 @@ __all__ = [
 ]
 
 
+def _opt(fence: object, fn: str) -> DmaFence | None:
+    """``NULL`` or an initialised fence."""
+    return None if fence is None else check_fence(fence, fn)
+
+
 def dma_fence_chain_alloc() -> DmaFenceChain:
     """An uninitialised chain node. Kernel: ``dma_fence_chain_alloc``."""
     return DmaFenceChain()
@@ -52,7 +57,7 @@ def dma_fence_chain_init(chain: DmaFenceChain, prev: DmaFence | None, fence: Dma
 
 def to_dma_fence_chain(fence: DmaFence | None) -> DmaFenceChain | None:
     """Kernel: ``to_dma_fence_chain``."""
-    return to_chain(fence)
+    return to_chain(_opt(fence, "to_dma_fence_chain"))
 
 
 def dma_fence_is_chain(fence: DmaFence) -> bool:
@@ -62,7 +67,7 @@ def dma_fence_is_chain(fence: DmaFence) -> bool:
 
 def dma_fence_chain_contained(fence: DmaFence | None) -> DmaFence | None:
     """Kernel: ``dma_fence_chain_contained``."""
-    return chain_contained(fence)
+    return chain_contained(_opt(fence, "dma_fence_chain_contained"))
 
 
 def dma_fence_chain_walk(fence: DmaFence) -> DmaFence | None:
@@ -82,4 +87,4 @@ def dma_fence_chain_find_seqno(fence: DmaFence | None, seqno: int) -> tuple[int,
 def dma_fence_chain_for_each(head: DmaFence | None) -> Iterator[DmaFence]:
     """``for it in dma_fence_chain_for_each(head)``; breaking out leaves a reference on ``it`` for the
     caller to put. Kernel: ``dma_fence_chain_for_each``."""
-    return chain_for_each(head)
+    return chain_for_each(_opt(head, "dma_fence_chain_for_each"))

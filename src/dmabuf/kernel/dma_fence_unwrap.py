@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..fence.fence import DmaFence
+from ..fence.fence import DmaFence, check_fence
 from ..fence.unwrap import (
     DmaFenceUnwrap,
     dedup_array,
@@ -24,9 +24,14 @@ __all__ = [
 ]
 
 
+def _opt(fence: object, fn: str) -> DmaFence | None:
+    """``NULL`` or an initialised fence."""
+    return None if fence is None else check_fence(fence, fn)
+
+
 def dma_fence_unwrap_first(head: DmaFence | None, cursor: DmaFenceUnwrap) -> DmaFence | None:
     """Kernel: ``dma_fence_unwrap_first``."""
-    return unwrap_first(head, cursor)
+    return unwrap_first(_opt(head, "dma_fence_unwrap_first"), cursor)
 
 
 def dma_fence_unwrap_next(cursor: DmaFenceUnwrap) -> DmaFence | None:
@@ -36,7 +41,7 @@ def dma_fence_unwrap_next(cursor: DmaFenceUnwrap) -> DmaFence | None:
 
 def dma_fence_unwrap_for_each(cursor: DmaFenceUnwrap, head: DmaFence | None) -> Iterator[DmaFence]:
     """``for fence in dma_fence_unwrap_for_each(cursor, head)``. Kernel: ``dma_fence_unwrap_for_each``."""
-    return unwrap_for_each(cursor, head)
+    return unwrap_for_each(cursor, _opt(head, "dma_fence_unwrap_for_each"))
 
 
 def dma_fence_unwrap_merge(*fences: DmaFence) -> DmaFence | None:
