@@ -58,6 +58,8 @@ class DrmGemObjectFuncs:
     the last reference is dropped."""
 
     def __init__(self, free: Callable[[DrmGemObject], object] | None = None) -> None:
+        if free is not None and not callable(free):
+            raise InvalidArgument(f"DrmGemObjectFuncs: free must be a function, got {type(free).__name__}")
         self.free = free
 
 

@@ -264,6 +264,8 @@ def dma_resv_wait_timeout(obj: DmaResv, usage: Usage, intr: bool, timeout: int) 
 
 def dma_resv_set_deadline(obj: DmaResv, usage: Usage, deadline: int) -> None:
     """Kernel: ``dma_resv_set_deadline``."""
+    if isinstance(deadline, bool) or not isinstance(deadline, int):
+        raise InvalidArgument(f"dma_resv_set_deadline needs an int deadline (ns), got {deadline!r}")
     check_resv(obj, "dma_resv_set_deadline").set_deadline(usage, deadline)
 
 

@@ -138,6 +138,9 @@ def drm_exec_prepare_array(
 ) -> int:
     """Prepare ``objects[:num_objects]``, stopping at the first error. Kernel: ``drm_exec_prepare_array``."""
     fn = "drm_exec_prepare_array"
+    for what, v in (("num_objects", num_objects), ("num_fences", num_fences)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise InvalidArgument(f"{fn}: {what} must be an int, got {v!r}")
     if not isinstance(objects, list) or num_objects > len(objects):
         raise InvalidArgument(f"{fn} needs a list of at least num_objects GEM objects")
     return check_exec(exec, fn).prepare_array([check_gem(o, fn) for o in objects[:num_objects]], num_fences)
@@ -145,6 +148,8 @@ def drm_exec_prepare_array(
 
 def drm_exec_obj(exec: DrmExec, index: int) -> DrmGemObject | None:
     """Kernel: ``drm_exec_obj``."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise InvalidArgument(f"drm_exec_obj needs an int index, got {index!r}")
     return check_exec(exec, "drm_exec_obj").obj(index)
 
 

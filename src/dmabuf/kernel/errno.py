@@ -56,6 +56,10 @@ class ErrPtr:
     __slots__ = ("err",)
 
     def __init__(self, err: int) -> None:
+        if isinstance(err, bool) or not isinstance(err, int):
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(f"ERR_PTR needs a negative errno int, got {err!r}")
         self.err = err
 
     def __repr__(self) -> str:

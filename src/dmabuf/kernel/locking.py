@@ -131,6 +131,8 @@ def mutex_lock(lock: Mutex) -> None:
 
 def mutex_lock_nested(lock: Mutex, subclass: int) -> None:
     """Kernel: ``mutex_lock_nested`` (the subclass only matters to lockdep)."""
+    if isinstance(subclass, bool) or not isinstance(subclass, int):
+        raise InvalidArgument(f"mutex_lock_nested needs an int subclass, got {subclass!r}")
     check_mutex(lock, "mutex_lock_nested").lock()
 
 
