@@ -1,0 +1,72 @@
+"""The data-integrity oracle: three checks that turn protocol bugs into findings.
+
+1. **Stale mapping** (at every page access, :func:`~dmabuf.buf.memory.check_page`): a device or the CPU
+   touches a page through a mapping whose placement no longer owns it (freed by a move or a release, maybe
+   reused by another buffer), or through an unmapped mapping -> :class:`~dmabuf.errors.StaleMapping`.
+2. **Stale content** (at every page access): a page of a placement that a move is still filling is read or
+   written before the copy reached it (the move fence had not signalled) -> :class:`~dmabuf.errors.StaleContent`.
+3. **No byte lost** (:func:`check_all`, at the end of a scenario body): every live buffer's current bytes
+   equal the last completed write to each byte -> :class:`~dmabuf.errors.LostWrite`, naming the byte, the
+   writer, the mapping and the move that lost it.
+
+Scenario bodies call :func:`check_all` once all their tasks are joined and every move fence they care about
+signalled (it waits for pending moves of live buffers first).
+"""
+
+from __future__ import annotations
+
+from ..errors import LostWrite
+from ..runtime import label_of, rt
+from .memory import BufferObject, Memory
+
+__all__ = ["check_all", "check_buffer"]
+
+
+def check_buffer(bo: BufferObject) -> None:
+    """Check the "no byte lost" property of one buffer now.
+
+    Raises:
+        LostWrite: some byte differs from its last completed write.
+    """
+    if bo.released:
+        return
+    pl = bo.placement
+    if pl.pending is not None:
+        pl.pending.fence.wait(False)
+    actual = bo.contents()
+    bad = [i for i in range(bo.size) if actual[i] != bo.expected[i]]
+    if not bad:
+        return
+    i = bad[0]
+    who = bo.last_writer[i]
+    if who is None:
+        cause = "the initial content was lost"
+    else:
+        task, mapping, gen = who
+        cause = f"last written by task {task!r} through {mapping} (placement generation {gen})"
+        if gen < pl.generation and gen < len(bo.moves) + 1:
+            mv = bo.moves[gen] if gen < len(bo.moves) else None
+            if mv is not None:
+                cause += (
+                    f"; that write landed in the old pages after {mv.name} had copied them, so the move "
+                    "lost it (the copy must wait for the pending writes' fences)"
+                )
+        elif gen == pl.generation and pl.generation > 0:
+            cause += f"; the copy of {bo.moves[gen - 1].name} overwrote it afterwards"
+    raise LostWrite(
+        f"lost write: {label_of(bo)} byte {i} (page {i // 4} of {pl!r}) holds {actual[i]:#04x} but the last "
+        f"completed write put {bo.expected[i]:#04x} there ({len(bad)} byte(s) differ: {bad[:8]}); {cause}"
+    )
+
+
+def check_all() -> None:
+    """Check every live buffer of this execution (see :func:`check_buffer`). Call at the end of a body.
+
+    Raises:
+        LostWrite: the first buffer with a lost byte.
+    """
+    mem = rt().globals.get("dmabuf.memory")
+    if not isinstance(mem, Memory):
+        return
+    for bo in list(mem.buffers):
+        check_buffer(bo)
