@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import InvalidArgument
@@ -53,7 +54,7 @@ def pct_bound(n: int, k: int, d: int) -> float:
     """The per-execution probability PCT guarantees for a depth-``d`` bug: ``1 / (n * k^(d-1))``."""
     n = max(1, n)
     k = max(1, k)
-    return 1.0 / (n * k ** (d - 1))
+    return 1.0 / float(n * k ** (d - 1))
 
 
 def runs_for(p: float, confidence: float = 0.99) -> int:
@@ -177,7 +178,7 @@ class PCT(PathStrategy):
         return super().decisions()
 
     # ------------------------------------------------------------------ Decider
-    def sched(self, rt: ControlledRuntime, options: list[Task], cur: Task | None) -> int:
+    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         prio = self.prio
