@@ -99,6 +99,11 @@ class VmAreaStruct:
     put a :class:`~dmabuf.buf.sg_table.CpuMapping` in ``vaddr`` for CPU access."""
 
     def __init__(self, vm_start: int = 0, vm_end: int = 0, vm_pgoff: int = 0) -> None:
+        for what, v in (("vm_start", vm_start), ("vm_end", vm_end), ("vm_pgoff", vm_pgoff)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidArgument(f"VmAreaStruct {what} must be an unsigned long, got {v!r}")
+        if vm_end < vm_start:
+            raise InvalidArgument(f"VmAreaStruct vm_end {vm_end} is below vm_start {vm_start}")
         self.vm_start = vm_start
         self.vm_end = vm_end
         self.vm_pgoff = vm_pgoff
@@ -322,6 +327,21 @@ def _ok_ptr(p: Any, fn: str) -> Any:
 
 
 
+def _chk(v: object, cls: type, fn: str, what: str, none_ok: bool = True) -> None:
+    """Argument check of kernel-named functions: ``v`` is a ``cls`` (or ``None`` where the kernel copes)."""
+    if v is None and none_ok:
+        return
+    if not isinstance(v, cls):
+        got = "NULL" if v is None else type(v).__name__
+        raise InvalidArgument(f"{fn} needs a {cls.__name__} as {what}, got {got}")
+
+
+def _chk_int(v: object, fn: str, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidArgument(f"{fn} needs an int {what}, got {v!r}")
+    return v
+
+
 # ---------------------------------------------------------------------- locking convention
 def _requires_resv(buf: DmaBuf, fn: str) -> None:
     """WARN unless the caller holds ``buf.resv`` (``dma_resv_assert_held`` with the convention's name)."""
@@ -387,11 +407,13 @@ def _ops(buf: DmaBuf) -> DmaBufOps:
 # ---------------------------------------------------------------------- export and files
 def dma_buf_is_dynamic(dmabuf: DmaBuf) -> bool:
     """True if the exporter can move the buffer (it has ``ops.pin``). Kernel: ``dma_buf_is_dynamic``."""
+    _chk(dmabuf, DmaBuf, "dma_buf_is_dynamic", "dmabuf", none_ok=False)
     return dmabuf.is_dynamic
 
 
 def dma_buf_attachment_is_dynamic(attach: DmaBufAttachment) -> bool:
     """True if the importer handles moves (it gave importer ops). Kernel: ``dma_buf_attachment_is_dynamic``."""
+    _chk(attach, DmaBufAttachment, "dma_buf_attachment_is_dynamic", "attach", none_ok=False)
     return attach.importer_ops is not None
 
 
@@ -507,6 +529,8 @@ def dma_buf_fd(dmabuf: DmaBuf | None, flags: int) -> int:
 
     Locking: must not hold the resv. Kernel: ``dma_buf_fd``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_fd", "dmabuf")
+    _chk_int(flags, "dma_buf_fd", "flags")
     if dmabuf is None or dmabuf.file is None:
         return -errno.EINVAL
     _alive(dmabuf, "dma_buf_fd")
@@ -522,6 +546,7 @@ def dma_buf_fd(dmabuf: DmaBuf | None, flags: int) -> int:
 
 def close_fd(fd: int) -> int:
     """Close ``fd`` (drops the file reference it owns): 0 or ``-EBADF``. Kernel: ``close_fd``."""
+    _chk_int(fd, "close_fd", "fd")
     t = _fds()
     rt().point("close_fd", t, WRITE)
     f = t.files.pop(fd, None)
@@ -555,6 +580,7 @@ def dma_buf_get(fd: int) -> DmaBuf | ErrPtr:
 
 def get_dma_buf(dmabuf: DmaBuf) -> None:
     """Take a reference (``get_file``). Kernel: ``get_dma_buf`` (include/linux/dma-buf.h)."""
+    _chk(dmabuf, DmaBuf, "get_dma_buf", "dmabuf", none_ok=False)
     _alive(dmabuf, "get_dma_buf")
     assert dmabuf.file is not None
     rt().point("get_file", dmabuf.file, WRITE)
@@ -567,6 +593,7 @@ def dma_buf_put(dmabuf: DmaBuf | None) -> None:
 
     Locking: must not hold the resv (release may take it). Kernel: ``dma_buf_put``, ``dma_buf_release``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_put", "dmabuf")
     if WARN(dmabuf is None or dmabuf.file is None, "dma_buf_put(NULL)", "dma_buf_put: NULL buffer"):
         return
     assert dmabuf is not None and dmabuf.file is not None
@@ -609,6 +636,7 @@ def dma_buf_dynamic_attach(
 
     Locking: must not hold the resv. Kernel: ``dma_buf_dynamic_attach``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_dynamic_attach", "dmabuf")
     if WARN(dmabuf is None or dev is None, "dma_buf_dynamic_attach: NULL buffer or device", "dma_buf_attach: NULL"):
         return ERR_PTR(-errno.EINVAL)
     assert dmabuf is not None
@@ -667,6 +695,7 @@ def dma_buf_dynamic_attach(
 
 def dma_buf_attach(dmabuf: DmaBuf | None, dev: Any) -> DmaBufAttachment | ErrPtr:
     """A static attachment: ``dma_buf_dynamic_attach(dmabuf, dev, None, None)``. Kernel: ``dma_buf_attach``."""
+    _chk(dmabuf, DmaBuf, "dma_buf_attach", "dmabuf")
     return dma_buf_dynamic_attach(dmabuf, dev, None, None)
 
 
@@ -677,6 +706,8 @@ def dma_buf_detach(dmabuf: DmaBuf | None, attach: DmaBufAttachment | None) -> No
 
     Locking: must not hold the resv. Kernel: ``dma_buf_detach``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_detach", "dmabuf")
+    _chk(attach, DmaBufAttachment, "dma_buf_detach", "attach")
     if WARN(
         dmabuf is None or attach is None or attach.dmabuf is not dmabuf,
         "dma_buf_detach: NULL buffer/attachment, or the attachment belongs to another buffer",
@@ -710,6 +741,7 @@ def dma_buf_pin(attach: DmaBufAttachment) -> int:
 
     Locking: resv held (checked). Kernel: ``dma_buf_pin``.
     """
+    _chk(attach, DmaBufAttachment, "dma_buf_pin", "attach", none_ok=False)
     buf = attach._buf()
     _attach_ok(attach, "dma_buf_pin")
     WARN(
@@ -724,6 +756,7 @@ def dma_buf_pin(attach: DmaBufAttachment) -> int:
 
 def dma_buf_unpin(attach: DmaBufAttachment) -> None:
     """Undo :func:`dma_buf_pin`. Locking: resv held (checked). Kernel: ``dma_buf_unpin``."""
+    _chk(attach, DmaBufAttachment, "dma_buf_unpin", "attach", none_ok=False)
     buf = attach._buf()
     _attach_ok(attach, "dma_buf_unpin")
     WARN(
@@ -798,6 +831,7 @@ def dma_buf_map_attachment(attach: DmaBufAttachment | None, direction: int) -> S
 
     Locking: resv held (checked). Kernel: ``dma_buf_map_attachment``.
     """
+    _chk(attach, DmaBufAttachment, "dma_buf_map_attachment", "attach")
     might_sleep()
     if WARN(attach is None or attach.dmabuf is None, "dma_buf_map_attachment: NULL attachment", "dma_buf_map_attachment: NULL"):
         return ERR_PTR(-errno.EINVAL)
@@ -840,6 +874,8 @@ def dma_buf_unmap_attachment(attach: DmaBufAttachment | None, sg_table: SgTable 
 
     Locking: resv held (checked). Kernel: ``dma_buf_unmap_attachment``.
     """
+    _chk(attach, DmaBufAttachment, "dma_buf_unmap_attachment", "attach")
+    _chk(sg_table, SgTable, "dma_buf_unmap_attachment", "sg_table")
     might_sleep()
     if WARN(
         attach is None or attach.dmabuf is None or sg_table is None,
@@ -874,6 +910,8 @@ def dma_buf_map_attachment_unlocked(attach: DmaBufAttachment | None, direction: 
 
     Locking: must not hold the resv. Kernel: ``dma_buf_map_attachment_unlocked``.
     """
+    _chk(attach, DmaBufAttachment, "dma_buf_map_attachment_unlocked", "attach")
+    check_dir(direction, "dma_buf_map_attachment_unlocked")
     might_sleep()
     if WARN(attach is None or attach.dmabuf is None, "dma_buf_map_attachment_unlocked: NULL attachment", "dma_buf_map_attachment_unlocked: NULL"):
         return ERR_PTR(-errno.EINVAL)
@@ -894,6 +932,9 @@ def dma_buf_unmap_attachment_unlocked(
 
     Locking: must not hold the resv. Kernel: ``dma_buf_unmap_attachment_unlocked``.
     """
+    _chk(attach, DmaBufAttachment, "dma_buf_unmap_attachment_unlocked", "attach")
+    _chk(sg_table, SgTable, "dma_buf_unmap_attachment_unlocked", "sg_table")
+    check_dir(direction, "dma_buf_unmap_attachment_unlocked")
     might_sleep()
     if WARN(
         attach is None or attach.dmabuf is None or sg_table is None,
@@ -918,6 +959,7 @@ def dma_buf_move_notify(dmabuf: DmaBuf) -> None:
 
     Locking: the exporter holds the resv (checked). Kernel: ``dma_buf_move_notify``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_move_notify", "dmabuf", none_ok=False)
     _alive(dmabuf, "dma_buf_move_notify")
     _requires_resv(dmabuf, "dma_buf_move_notify")
     rt().point("list_for_each attachments", dmabuf, READ)
@@ -943,6 +985,7 @@ def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
 
     Locking: must not hold the resv (might_lock). Kernel: ``dma_buf_begin_cpu_access``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_begin_cpu_access", "dmabuf")
     if WARN(dmabuf is None, "dma_buf_begin_cpu_access(NULL)", "dma_buf_begin_cpu_access: NULL"):
         return -errno.EINVAL
     assert dmabuf is not None
@@ -964,6 +1007,7 @@ def dma_buf_end_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
 
     Locking: must not hold the resv (might_lock). Kernel: ``dma_buf_end_cpu_access``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_end_cpu_access", "dmabuf")
     if WARN(dmabuf is None, "dma_buf_end_cpu_access(NULL)", "dma_buf_end_cpu_access: NULL"):
         return -errno.EINVAL
     assert dmabuf is not None
@@ -993,6 +1037,7 @@ def dma_buf_vmap(dmabuf: DmaBuf | None) -> tuple[int, IosysMap]:
 
     Locking: resv held (checked). Kernel: ``dma_buf_vmap``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_vmap", "dmabuf")
     m = IosysMap()
     if WARN(dmabuf is None, "dma_buf_vmap(NULL)", "dma_buf_vmap: NULL"):
         return -errno.EINVAL, m
@@ -1023,6 +1068,8 @@ def dma_buf_vunmap(dmabuf: DmaBuf | None, map: IosysMap) -> None:
 
     Locking: resv held (checked). Kernel: ``dma_buf_vunmap``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_vunmap", "dmabuf")
+    _chk(map, IosysMap, "dma_buf_vunmap", "map", none_ok=False)
     if WARN(dmabuf is None, "dma_buf_vunmap(NULL)", "dma_buf_vunmap: NULL"):
         return
     assert dmabuf is not None
@@ -1044,6 +1091,7 @@ def dma_buf_vunmap(dmabuf: DmaBuf | None, map: IosysMap) -> None:
 
 def dma_buf_vmap_unlocked(dmabuf: DmaBuf | None) -> tuple[int, IosysMap]:
     """Lock, :func:`dma_buf_vmap`, unlock. Locking: must not hold the resv. Kernel: ``dma_buf_vmap_unlocked``."""
+    _chk(dmabuf, DmaBuf, "dma_buf_vmap_unlocked", "dmabuf")
     if WARN(dmabuf is None, "dma_buf_vmap_unlocked(NULL)", "dma_buf_vmap_unlocked: NULL"):
         return -errno.EINVAL, IosysMap()
     assert dmabuf is not None
@@ -1058,6 +1106,8 @@ def dma_buf_vmap_unlocked(dmabuf: DmaBuf | None) -> tuple[int, IosysMap]:
 def dma_buf_vunmap_unlocked(dmabuf: DmaBuf | None, map: IosysMap) -> None:
     """Lock, :func:`dma_buf_vunmap`, unlock. Locking: must not hold the resv. Kernel:
     ``dma_buf_vunmap_unlocked``."""
+    _chk(dmabuf, DmaBuf, "dma_buf_vunmap_unlocked", "dmabuf")
+    _chk(map, IosysMap, "dma_buf_vunmap_unlocked", "map", none_ok=False)
     if WARN(dmabuf is None, "dma_buf_vunmap_unlocked(NULL)", "dma_buf_vunmap_unlocked: NULL"):
         return
     assert dmabuf is not None
@@ -1076,6 +1126,8 @@ def dma_buf_mmap(dmabuf: DmaBuf | None, vma: VmAreaStruct | None, pgoff: int) ->
 
     Locking: must not hold the resv. Kernel: ``dma_buf_mmap``.
     """
+    _chk(dmabuf, DmaBuf, "dma_buf_mmap", "dmabuf")
+    _chk(vma, VmAreaStruct, "dma_buf_mmap", "vma")
     if WARN(dmabuf is None or vma is None, "dma_buf_mmap: NULL buffer or vma", "dma_buf_mmap: NULL"):
         return -errno.EINVAL
     assert dmabuf is not None and vma is not None
