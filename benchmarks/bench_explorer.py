@@ -1,0 +1,196 @@
+"""Explorer benchmark: how many executions the strategies need, how fast DPOR runs, how soon each strategy
+finds the hard SCTBench bugs, and what a second worker buys.
+
+Run: ``python benchmarks/bench_explorer.py [--budget SECONDS] [--cap N]``. Not a test: it prints measurements
+next to their targets and whether each is met; nothing here asserts.
+
+Measured in one run:
+
+1. executions per *ideal class* on the locked family (N tasks x K locked increments: ``with Mutex: READ;
+   WRITE``). The ideal is one execution per order of the critical sections, ``(N*K)! / (K!)^N``; DPOR's
+   target is exactly 1.00x, plain DFS is shown for scale (capped at ``--cap`` executions).
+2. executions per second of DPOR on locked 3x2 and 3x3 (best of 3; target >= 25,000/s on 3x2).
+3. executions and seconds to the first bug for reorder_10, reorder_20 and twostage_100 (the SCTBench
+   programs of tests/quality/test_quality_suite.py) under dfs, dpor, random and pct with d = 1, 2, 3, each
+   within ``--budget`` seconds. PCT's row also shows the bound it reports (``1/(n*k^(d-1))``).
+4. the speed-up of ``workers=2`` over ``workers=1`` on DPOR locked 3x3 (or "workers: not available").
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+from math import factorial
+from pathlib import Path
+from typing import Any
+
+import dmabuf
+from dmabuf.kernel import Mutex
+from dmabuf.runtime import READ, WRITE, rt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_quality_suite() -> Any:
+    """The bug programs live in the quality suite; import that file by path (tests/ is not a package)."""
+    path = ROOT / "tests" / "quality" / "test_quality_suite.py"
+    spec = importlib.util.spec_from_file_location("quality_suite", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["quality_suite"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Box:
+    def __init__(self) -> None:
+        self.v = 0
+
+
+def locked(n: int, k: int) -> Callable[[], None]:
+    def body() -> None:
+        box = Box()
+        m = Mutex()
+
+        def w() -> None:
+            for _ in range(k):
+                with m:
+                    rt().point("read", box, READ)
+                    x = box.v
+                    rt().point("write", box, WRITE)
+                    box.v = x + 1
+
+        ts = [dmabuf.spawn(w) for _ in range(n)]
+        for t in ts:
+            t.join()
+        assert box.v == n * k
+
+    return body
+
+
+def ideal(n: int, k: int) -> int:
+    return factorial(n * k) // factorial(k) ** n
+
+
+def mark(ok: bool) -> str:
+    return "ok " if ok else "MISS"
+
+
+# ---------------------------------------------------------------------------------------------- 1. counts
+def section_counts(cap: int, budget: float) -> None:
+    print("1. executions per ideal class, locked family N x K (ideal = (N*K)!/(K!)^N; target dpor = 1.00x)")
+    print(f"   {'N x K':>6} {'ideal':>8} {'dpor':>8} {'ratio':>6} {'sleep-blk':>9}  {'dfs':>10} {'ratio':>8}")
+    for n, k in [(2, 2), (2, 3), (3, 2), (4, 1), (5, 1), (3, 3), (4, 2)]:
+        ideal_n = ideal(n, k)
+        r = dmabuf.explore(locked(n, k), strategy="dpor")
+        ratio = r.executions / ideal_n
+        d = dmabuf.explore(locked(n, k), strategy="dfs", max_executions=cap, time_budget=budget)
+        dfs_txt = f"{d.executions:>10,}" + ("" if d.complete else "+")
+        print(
+            f"   {n} x {k:<2} {ideal_n:>8,} {r.executions:>8,} {ratio:>5.2f}x {r.stats.get('sleep_blocked', 0):>9,}"
+            f"  {dfs_txt} {d.executions / ideal_n:>7.1f}x  {mark(r.complete and ratio == 1.0)}"
+        )
+    print("   (+: dfs stopped at the cap, so its ratio is a lower bound)")
+
+
+# ---------------------------------------------------------------------------------------------- 2. speed
+def rate(n: int, k: int, repeats: int = 3) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = dmabuf.explore(locked(n, k), strategy="dpor")
+        best = max(best, r.executions / (time.perf_counter() - t0))
+    return best
+
+
+def section_speed() -> None:
+    print("\n2. dpor executions per second (best of 3)")
+    r32 = rate(3, 2)
+    print(f"   locked 3x2: {r32:>9,.0f}/s   target >= 25,000/s  {mark(r32 >= 25_000)}")
+    r33 = rate(3, 3)
+    print(f"   locked 3x3: {r33:>9,.0f}/s   (no target; longer executions)")
+
+
+# ---------------------------------------------------------------------------------------------- 3. first bug
+STRATEGIES: list[tuple[str, str, dict[str, Any]]] = [
+    ("dfs", "dfs", {}),
+    ("dpor", "dpor", {}),
+    ("random", "random", {}),
+    ("pct d=1", "pct", {"depth": 1}),
+    ("pct d=2", "pct", {"depth": 2}),
+    ("pct d=3", "pct", {"depth": 3}),
+]
+
+#: strategies expected to find each program within the budget (the others are shown, not targeted:
+#: unbounded DFS/DPOR backtrack from the end of the first execution and PCT d=1 never preempts)
+TARGETS = {
+    "reorder_10": {"random", "pct d=2", "pct d=3"},
+    "reorder_20": {"random", "pct d=2", "pct d=3"},
+    "twostage_100": {"random"},
+}
+
+
+def section_first_bug(qs: Any, budget: float, seed: int) -> None:
+    print(f"\n3. executions and seconds to the first bug (budget {budget:g} s per cell, seed {seed})")
+    for name in ("reorder_10", "reorder_20", "twostage_100"):
+        bug = qs.BUGS[name]
+        print(f"   {name} (expected failure: {bug.kind})")
+        for label, strategy, kw in STRATEGIES:
+            t0 = time.perf_counter()
+            r = dmabuf.explore(bug.make(), strategy=strategy, time_budget=budget, seed=seed, **kw)
+            dt = time.perf_counter() - t0
+            found = r.failure is not None and r.failure.kind == bug.kind
+            what = (
+                f"found after {r.executions:>7,} executions {dt:>6.2f} s"
+                if found
+                else (
+                    f"not found in {r.executions:>7,} executions {dt:>6.2f} s"
+                    + (f" ({r.failure.kind})" if r.failure is not None else "")
+                )
+            )
+            target = "target: found" if label in TARGETS[name] else "no target"
+            extra = ""
+            if strategy == "pct":
+                extra = f"  bound 1/{1 / r.stats['pct_bound']:,.0f}, 99% after {r.stats['pct_runs_for_99']:,} runs"
+            flag = mark(found) if label in TARGETS[name] else "   "
+            print(f"     {label:<8} {what}  [{target}] {flag}{extra}")
+
+
+# ---------------------------------------------------------------------------------------------- 4. workers
+def section_workers() -> None:
+    print("\n4. workers=2 over workers=1 (dpor, locked 3x3)")
+    try:
+        t0 = time.perf_counter()
+        r2 = dmabuf.explore(locked(3, 3), workers=2)
+        t2 = time.perf_counter() - t0
+    except dmabuf.UsageError:
+        print("   workers: not available")
+        return
+    t0 = time.perf_counter()
+    r1 = dmabuf.explore(locked(3, 3), workers=1)
+    t1 = time.perf_counter() - t0
+    speedup = t1 / t2 if t2 > 0 else float("inf")
+    print(
+        f"   workers=1: {r1.executions:,} executions {t1:.2f} s; workers=2: {r2.executions:,} executions "
+        f"{t2:.2f} s; speed-up {speedup:.2f}x   target >= 1.5x  {mark(speedup >= 1.5)}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", type=float, default=10.0, help="seconds per first-bug cell (default 10)")
+    ap.add_argument("--cap", type=int, default=100_000, help="dfs execution cap in section 1")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    qs = load_quality_suite()
+    section_counts(args.cap, args.budget)
+    section_speed()
+    section_first_bug(qs, args.budget, args.seed)
+    section_workers()
+
+
+if __name__ == "__main__":
+    main()
