@@ -223,6 +223,10 @@ class MemoryExporter:
         self.unmaps += 1
 
     def release(self, dmabuf: Any) -> None:
+        # like TTM's delayed destroy: the pages go only once every fence (moves, jobs) has signalled
+        from ..resv import Usage
+
+        dmabuf.resv.wait(Usage.BOOKKEEP)
         self.bo.release()
 
     def vmap(self, dmabuf: Any) -> tuple[int, Any]:

@@ -1,0 +1,47 @@
+"""Importers and small helpers shared by the dma-buf tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dmabuf.buf import DmaBufAttachOps, SgTable
+
+
+class TrackingImporter:
+    """A correct dynamic importer (mainline): records its mapping under the resv, drops it on move_notify
+    (after the job's fences, which the move waited for), re-maps on next use."""
+
+    def __init__(self) -> None:
+        self.sgt: SgTable | None = None
+        self.notified = 0
+        self.ops = DmaBufAttachOps(move_notify=self.move_notify)
+        self.attach: Any = None
+        self.jobs: list[Any] = []
+
+    def move_notify(self, attach: Any) -> None:
+        self.notified += 1
+        if self.sgt is not None:  # H1: total over unmapped/mapped
+            for f in self.jobs:  # H6: the old mapping lives until the jobs using it are done
+                f.wait()
+            attach.unmap(self.sgt)
+            self.sgt = None
+
+    def mapping(self) -> SgTable:
+        """Resv held: the current mapping (map if needed)."""
+        if self.sgt is None:
+            self.sgt = self.attach.map()
+        assert self.sgt is not None
+        return self.sgt
+
+
+def _name(f: Any) -> str:
+    return "buf-test"
+
+
+def make_fence() -> Any:
+    """A fresh unsignaled fence."""
+    from dmabuf.kernel import DmaFence, DmaFenceOps, SpinLock, dma_fence_context_alloc, dma_fence_init
+
+    f = DmaFence()
+    dma_fence_init(f, DmaFenceOps(get_driver_name=_name, get_timeline_name=_name), SpinLock(lock_class="buf_test_fence.lock"), dma_fence_context_alloc(1), 1)
+    return f
