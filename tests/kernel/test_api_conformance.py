@@ -5,8 +5,7 @@ constructible with no arguments; ops tables are built with keywords and default 
 out-parameters come back as tuples (rule 2); the error-pointer helpers work (rule 3); ``set_warn_mode("log")``
 makes WARN conditions return the kernel's value and the run reports kind ``kernel-warning`` (rule 7).
 
-The ``linux/dma-buf.h`` names are being added by a colleague: their tests are ``xfail(strict=False)`` until
-they land.
+The ``linux/dma-buf.h`` names are checked the same way (they landed after the rest).
 """
 
 from __future__ import annotations
@@ -141,10 +140,6 @@ WaitQueueHead Seqcount ListHead
 """.split()
 DMA_BUF_STRUCTS = "DmaBuf DmaBufAttachment DmaBufOps DmaBufAttachOps DmaBufExportInfo SgTable".split()
 
-_dma_buf_pending = pytest.mark.xfail(
-    strict=False, reason="linux/dma-buf.h names are being added to dmabuf.kernel.dma_buf by a colleague"
-)
-
 
 @pytest.mark.parametrize("name", KERNEL_NAMES)
 def test_name_exists(name: str) -> None:
@@ -152,7 +147,6 @@ def test_name_exists(name: str) -> None:
     assert name in K.__all__, f"dmabuf.kernel.{name} exists but is not exported in __all__"
 
 
-@_dma_buf_pending
 @pytest.mark.parametrize("name", DMA_BUF_NAMES)
 def test_dma_buf_name_exists(name: str) -> None:
     assert hasattr(K, name), f"dmabuf.kernel.{name} is missing (linux/dma-buf.h)"
@@ -181,7 +175,6 @@ def test_struct_constructible_without_arguments(name: str) -> None:
     assert isinstance(obj, cls)
 
 
-@_dma_buf_pending
 @pytest.mark.parametrize("name", DMA_BUF_STRUCTS)
 def test_dma_buf_struct_constructible_without_arguments(name: str) -> None:
     cls = getattr(K, name)
@@ -261,7 +254,6 @@ def test_dma_fence_ops_positional_is_rejected() -> None:
         K.DmaFenceOps(lambda f: "drv")  # type: ignore[misc]
 
 
-@_dma_buf_pending
 def test_dma_buf_ops_keywords_and_defaults() -> None:
     def cb(*a: Any) -> None:
         return None
@@ -286,7 +278,6 @@ def test_dma_buf_ops_keywords_and_defaults() -> None:
     assert KD.DmaBufAttachOps().move_notify is None
 
 
-@_dma_buf_pending
 def test_dma_buf_export_info() -> None:
     info = KD.DEFINE_DMA_BUF_EXPORT_INFO()
     assert isinstance(info, KD.DmaBufExportInfo)
