@@ -11,6 +11,7 @@ from ..runtime import activate, deactivate
 from ..runtime.controlled import DEFAULT_MAX_STEPS, ControlledRuntime, Outcome
 from .failure import ExploreResult, Failure, repeating_suffix
 from .schedule import Entry, decode, encode
+from .shrink import shrink
 from .strategies import DFS, PathStrategy, ReplayStrategy
 from .strategies.base import check_positive_int
 
@@ -49,6 +50,7 @@ def explore(
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
     depth: int | None = None,
+    shrink: bool = True,
 ) -> ExploreResult:
     """Run ``body`` once per execution under the controlled runtime and search its interleavings.
 
@@ -62,6 +64,7 @@ def explore(
         workers: local worker processes (1: in this process).
         max_steps: scheduling steps after which an execution is reported as a livelock.
         depth: PCT bug depth (``pct`` only).
+        shrink: minimise the failure before returning it (fewer preemptions, steps, tasks, data values).
 
     Returns:
         An :class:`ExploreResult`; ``result.failure`` is the first failure found, already replayed with a
@@ -102,7 +105,7 @@ def explore(
                 continue
             executions += 1
             if not outcome.ok:
-                failure = _build_failure(rt, body, [b.entry() for b in strat.decisions()], outcome)
+                failure = _build_failure(rt, body, [b.entry() for b in strat.decisions()], outcome, shrink)
                 break
             if lockdep_finding is None and "lockdep" in outcome.extra:
                 lockdep_finding = ([b.entry() for b in strat.decisions()], _lockdep_outcome(outcome))
@@ -114,7 +117,7 @@ def explore(
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
         if failure is None and lockdep_finding is not None:
-            failure = _build_failure(rt, body, lockdep_finding[0], lockdep_finding[1])
+            failure = _build_failure(rt, body, lockdep_finding[0], lockdep_finding[1], shrink)
     finally:
         deactivate(rt)
     stats = dict(getattr(strat, "stats", {}))
@@ -173,41 +176,67 @@ def _to_failure(rt: ControlledRuntime, outcome: Outcome, rep: ReplayStrategy) ->
 
 
 def _build_failure(
-    rt: ControlledRuntime, body: Callable[[], Any], entries: list[Entry], outcome: Outcome
+    rt: ControlledRuntime,
+    body: Callable[[], Any],
+    entries: list[Entry],
+    outcome: Outcome,
+    shrink_it: bool = True,
 ) -> Failure:
-    """Replay the failing decisions with tracing on; check the failure reproduces."""
+    """Replay the failing decisions with tracing on, check the failure reproduces, shrink it, and turn the
+    shrunk execution into a :class:`Failure`."""
     graph = getattr(rt, "lockdep_graph", None)
-    if graph is not None:
-        # replay a lock-order finding first on a fresh graph (self-contained), else on the search's graph
+    try:
+        # replay first on a fresh lock-order graph (self-contained); a lock-order finding that needed the
+        # graph of earlier executions is replayed on the search's graph instead
         rt.lockdep_graph = None  # type: ignore[attr-defined]
-    replayed, rep = _run_replay(rt, body, entries)
-    replayed = _effective(replayed)
-    if graph is not None and replayed.kind != outcome.kind and outcome.kind == "kernel-warning":
-        rt.lockdep_graph = graph  # type: ignore[attr-defined]
-        graph.replaying = True
-        try:
-            replayed, rep = _run_replay(rt, body, entries)
-        finally:
-            graph.replaying = False
+        replayed, rep = _run_replay(rt, body, entries)
         replayed = _effective(replayed)
-    if graph is not None:
+        self_contained = True
+        if graph is not None and replayed.kind != outcome.kind and outcome.kind == "kernel-warning":
+            self_contained = False
+            rt.lockdep_graph = graph  # type: ignore[attr-defined]
+            graph.replaying = True
+            try:
+                replayed, rep = _run_replay(rt, body, entries)
+            finally:
+                graph.replaying = False
+            replayed = _effective(replayed)
+        if outcome.kind == "nondeterminism":
+            f = _to_failure(rt, outcome, rep)
+            f.schedule = encode(entries)
+            return f
+        if replayed.kind != outcome.kind:
+            msg = (
+                f"nondeterminism: an execution failed with {outcome.kind} ({outcome.message}) but replaying the "
+                f"same schedule gave {replayed.kind}"
+                + (f" ({replayed.message})" if replayed.message else "")
+                + ". The body depends on something the runtime does not control (random, wall-clock time, "
+                "state kept between executions)."
+            )
+            f = _to_failure(rt, Outcome("nondeterminism", msg, outcome.task, outcome.exception), rep)
+            f.schedule = encode(entries)
+            return f
+        note = ""
+        if shrink_it and self_contained:
+            original = list(rep.recorded)
+            res = shrink(rt, body, original, replayed, _effective)
+            note = res.note()
+            # the shrinker's runs overwrote the runtime's trace: replay the final schedule, traced
+            rt.lockdep_graph = None  # type: ignore[attr-defined]
+            final, final_rep = _run_replay(rt, body, res.entries if res.after < res.before else original)
+            final = _effective(final)
+            if final.kind == replayed.kind:
+                replayed, rep = final, final_rep
+            else:  # pragma: no cover - shrinker and strict replay disagree: keep the original
+                note = ""
+                rt.lockdep_graph = None  # type: ignore[attr-defined]
+                replayed, rep = _run_replay(rt, body, original)
+                replayed = _effective(replayed)
+        f = _to_failure(rt, replayed, rep)
+        f.shrink_note = note
+        return f
+    finally:
         rt.lockdep_graph = graph  # type: ignore[attr-defined]
-    if outcome.kind == "nondeterminism":
-        f = _to_failure(rt, outcome, rep)
-        f.schedule = encode(entries)
-        return f
-    if replayed.kind != outcome.kind:
-        msg = (
-            f"nondeterminism: an execution failed with {outcome.kind} ({outcome.message}) but replaying the "
-            f"same schedule gave {replayed.kind}"
-            + (f" ({replayed.message})" if replayed.message else "")
-            + ". The body depends on something the runtime does not control (random, wall-clock time, "
-            "state kept between executions)."
-        )
-        f = _to_failure(rt, Outcome("nondeterminism", msg, outcome.task, outcome.exception), rep)
-        f.schedule = encode(entries)
-        return f
-    return _to_failure(rt, replayed, rep)
 
 
 def replay(body: Callable[[], Any], schedule: str, *, max_steps: int = DEFAULT_MAX_STEPS) -> Failure | None:

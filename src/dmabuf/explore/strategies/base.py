@@ -122,10 +122,7 @@ class PathStrategy:
     def _diverged(
         self, rt: ControlledRuntime, pos: int, b: Branch, options: Sequence[Task] | None, n: int = 0
     ) -> None:
-        if b.kind == "c":
-            expected = f"choose({b.n})"
-        else:
-            expected = f"task {b.tids[b.chosen]} doing {b.op}"
+        expected = f"choose({b.n})" if b.kind == "c" else f"task {b.tids[b.chosen]} doing {b.op}"
         if options is None:
             got = f"choose({n})" if n else "a scheduling branch"
         else:
@@ -151,9 +148,11 @@ class ReplayStrategy:
 
     name = "replay"
 
-    def __init__(self, entries: list[Entry], check_labels: bool = True) -> None:
+    def __init__(self, entries: list[Entry], check_labels: bool = True, lenient: bool = False) -> None:
         self.entries = entries
-        self.check_labels = check_labels
+        self.check_labels = check_labels and not lenient
+        #: on a mismatch, fall back to the default choice instead of reporting nondeterminism (shrinking)
+        self.lenient = lenient
         self.pos = 0
         self.recorded: list[Entry] = []
         self.divergence: str | None = None
@@ -173,20 +172,26 @@ class ReplayStrategy:
                     idx = i
                     break
             if e.kind != "t" or idx < 0:
-                self._diverged(rt, pos, e, options)
+                if not self.lenient:
+                    self._diverged(rt, pos, e, options)
+                idx = self._default(options, cur)
             t = options[idx]
             if self.check_labels and e.op and (t.op != e.op or (e.obj and rt.labeler.name(t.obj) != e.obj)):
                 self._diverged(rt, pos, e, options)
         else:
-            idx = 0
-            if cur is not None:
-                for i, t in enumerate(options):
-                    if t is cur:
-                        idx = i
-                        break
+            idx = self._default(options, cur)
         t = options[idx]
         self.recorded.append(Entry("t", t.id, 0, t.op, rt.labeler.name(t.obj)))
         return idx
+
+    @staticmethod
+    def _default(options: Sequence[Task], cur: Task | None) -> int:
+        """No preemption: the current task if it may continue, else the lowest id."""
+        if cur is not None:
+            for i, t in enumerate(options):
+                if t is cur:
+                    return i
+        return 0
 
     def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
         pos = self.pos
@@ -195,8 +200,11 @@ class ReplayStrategy:
         if pos < len(self.entries):
             e = self.entries[pos]
             if e.kind != "c" or e.n != n:
-                self._diverged(rt, pos, e, None, n)
-            v = e.value
+                if not self.lenient:
+                    self._diverged(rt, pos, e, None, n)
+                v = min(e.value, n - 1) if e.kind == "c" else 0
+            else:
+                v = e.value
         self.recorded.append(Entry("c", v, n))
         return v
 

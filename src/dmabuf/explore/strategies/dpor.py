@@ -337,10 +337,7 @@ class DPOR:
 
     @staticmethod
     def _key(keys: dict[int, Any], obj: Any) -> int:
-        if type(obj) is str:
-            k = hash(("str", obj))
-        else:
-            k = id(obj)
+        k = hash(("str", obj)) if type(obj) is str else id(obj)
         keys[k] = obj
         return k
 

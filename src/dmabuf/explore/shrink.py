@@ -1,0 +1,201 @@
+"""Shrinking: make a failing schedule simpler while it keeps failing the same way.
+
+A schedule is the list of decisions at the real branches of an execution (:class:`~.schedule.Entry`).
+Candidates are replayed *leniently*: past a decision that no longer fits, the default choice (no preemption)
+is taken, so deleting or changing one decision yields another valid execution. A candidate is accepted when
+it fails with the same kind (and, for exceptions, the same exception type) and is *simpler*: fewer
+preemptions, then fewer steps, then fewer tasks, then fewer decisions, then smaller ``choose`` values.
+
+First, *iterative preemption bounding*: plain DFS with preemption bounds 0, 1, ... below the failure's
+count looks for the same failure with fewer preemptions (bounded searches are small), within a budget.
+Then passes, run to a fixed point within a budget (Hypothesis-style ``ShrinkPass`` records count calls and
+successes):
+
+* ``truncate``: keep only the first k decisions (the rest run without preemptions), smallest k first;
+* ``drop``: delete one decision (later ones shift one branch earlier);
+* ``no_preempt``: replace one decision by the default choice;
+* ``lower_data``: make one ``choose`` value smaller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..runtime.controlled import ControlledRuntime, Outcome
+from .schedule import Entry
+from .strategies.base import ReplayStrategy
+from .strategies.dfs import DFS
+
+__all__ = ["ShrinkResult", "shrink"]
+
+#: Replays the shrinker may run for one failure.
+MAX_SHRINK_RUNS = 400
+#: Seconds the shrinker may spend on one failure.
+MAX_SHRINK_SECONDS = 5.0
+
+
+@dataclass(order=True)
+class _Key:
+    preemptions: int
+    steps: int
+    tasks: int
+    decisions: int
+    data: int
+
+
+@dataclass
+class ShrinkResult:
+    """The simplest schedule found, its measures before and after, and per-pass statistics."""
+
+    entries: list[Entry]
+    before: _Key
+    after: _Key
+    runs: int
+    passes: dict[str, list[int]] = field(default_factory=dict)  # name -> [calls, successes]
+
+    def note(self) -> str:
+        b, a = self.before, self.after
+        if a == b:
+            return f"Shrinking: already minimal ({self.runs} candidate replays tried)."
+        return (
+            f"Shrunk from {b.steps} steps / {b.preemptions} preemptions / {b.tasks} tasks to {a.steps} steps / "
+            f"{a.preemptions} preemptions / {a.tasks} tasks in {self.runs} replays."
+        )
+
+
+def _signature(o: Outcome) -> tuple[str, str]:
+    exc = type(o.exception).__name__ if o.exception is not None else ""
+    return (o.kind, exc)
+
+
+def shrink(
+    rt: ControlledRuntime,
+    body: Callable[[], Any],
+    entries: list[Entry],
+    outcome: Outcome,
+    effective: Callable[[Outcome], Outcome],
+    max_runs: int = MAX_SHRINK_RUNS,
+    max_seconds: float = MAX_SHRINK_SECONDS,
+) -> ShrinkResult:
+    """Shrink ``entries`` (which make ``body`` fail with ``outcome``) on runtime ``rt``."""
+    target = _signature(outcome)
+    saved = rt.decider
+    t0 = time.perf_counter()
+    runs = 0
+    passes: dict[str, list[int]] = {}
+
+    def run(cand: list[Entry]) -> tuple[_Key, list[Entry]] | None:
+        nonlocal runs
+        runs += 1
+        rep = ReplayStrategy(cand, lenient=True)
+        rt.decider = rep
+        rep.start()
+        rt.lockdep_graph = None  # type: ignore[attr-defined]  # every candidate is judged on its own
+        o = effective(rt.run(body))
+        if _signature(o) != target:
+            return None
+        rec = rep.recorded
+        key = _Key(
+            rt.preemptions, rt.steps, len(rt.tasks()), len(rec), sum(e.value for e in rec if e.kind == "c")
+        )
+        return key, rec
+
+    try:
+        first = run(entries)
+        if first is None:  # should not happen (the caller just reproduced it); keep the original
+            k = _Key(10**9, 10**9, 10**9, len(entries), 0)
+            return ShrinkResult(entries, k, k, runs)
+        best_key, best = first
+        before = best_key
+
+        def budget() -> bool:
+            return runs < max_runs and time.perf_counter() - t0 < max_seconds
+
+        # phase 1: the same failure with fewer preemptions, by bounded DFS
+        stat = passes.setdefault("preemption_bounding", [0, 0])
+        for bound in range(best_key.preemptions):
+            found = _bounded_search(rt, body, bound, target, effective, max_runs // 4, t0 + max_seconds / 2)
+            runs += found[1]
+            stat[0] += found[1]
+            if found[0] is not None:
+                res = run(found[0])
+                if res is not None and res[0] < best_key:
+                    best_key, best = res
+                    stat[1] += 1
+                break
+
+        improved = True
+        while improved and budget():
+            improved = False
+            for name, gen in (
+                ("truncate", _truncations),
+                ("drop", _drops),
+                ("no_preempt", _defaults),
+                ("lower_data", _lower_data),
+            ):
+                stat = passes.setdefault(name, [0, 0])
+                for cand in gen(best):
+                    if not budget():
+                        break
+                    stat[0] += 1
+                    res = run(cand)
+                    if res is not None and res[0] < best_key:
+                        best_key, best = res
+                        stat[1] += 1
+                        improved = True
+                        break  # restart this generator family on the new best at the next round
+        return ShrinkResult(best, before, best_key, runs, passes)
+    finally:
+        rt.decider = saved
+
+
+def _bounded_search(
+    rt: ControlledRuntime,
+    body: Callable[[], Any],
+    bound: int,
+    target: tuple[str, str],
+    effective: Callable[[Outcome], Outcome],
+    max_runs: int,
+    deadline: float,
+) -> tuple[list[Entry] | None, int]:
+    """DFS with preemption bound ``bound`` until a failure with signature ``target``; (entries, runs)."""
+    strat = DFS(bound)
+    rt.decider = strat
+    runs = 0
+    while runs < max_runs and time.perf_counter() < deadline:
+        strat.start()
+        rt.lockdep_graph = None  # type: ignore[attr-defined]
+        o = effective(rt.run(body))
+        runs += 1
+        if _signature(o) == target:
+            return [b.entry() for b in strat.decisions()], runs
+        if not strat.advance(o):
+            break
+    return None, runs
+
+
+def _truncations(entries: list[Entry]) -> Iterator[list[Entry]]:
+    for k in range(len(entries)):
+        yield entries[:k]
+
+
+def _drops(entries: list[Entry]) -> Iterator[list[Entry]]:
+    for i in range(len(entries) - 1, -1, -1):
+        yield entries[:i] + entries[i + 1 :]
+
+
+def _defaults(entries: list[Entry]) -> Iterator[list[Entry]]:
+    # a scheduling entry naming a task id that cannot be chosen makes the lenient replay take the default
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i].kind == "t":
+            yield [*entries[:i], Entry("t", -1), *entries[i + 1 :]]
+
+
+def _lower_data(entries: list[Entry]) -> Iterator[list[Entry]]:
+    for i, e in enumerate(entries):
+        if e.kind == "c" and e.value > 0:
+            for v in range(e.value):
+                yield [*entries[:i], Entry("c", v, e.n), *entries[i + 1 :]]
