@@ -29,6 +29,7 @@ strict xfail (so an improvement shows up as an XPASS to turn into a budget).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -326,10 +327,17 @@ BUGS: dict[str, Bug] = {
 
 SEED = 1
 
+#: the counts must come from the search itself, never from a failure stored by an earlier run (the
+#: explorer's failure database, where the engine has one, is keyed by the body's qualified name, which every
+#: builder's ``body`` shares)
+NO_DB: dict[str, Any] = (
+    {"database": None} if "database" in inspect.signature(dmabuf.explore).parameters else {}
+)
+
 
 def run(name: str, strategy: str, budget: int, **kw: Any) -> dmabuf.ExploreResult:
     bug = BUGS[name]
-    return dmabuf.explore(bug.make(), strategy=strategy, max_executions=budget, seed=SEED, **kw)
+    return dmabuf.explore(bug.make(), strategy=strategy, max_executions=budget, seed=SEED, **kw, **NO_DB)
 
 
 def check_found(name: str, res: dmabuf.ExploreResult, budget: int) -> None:
@@ -374,7 +382,7 @@ def _setup(name: str, mp: pytest.MonkeyPatch) -> None:
 def test_found_by_default_strategy(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _setup(name, monkeypatch)
     budget = _budget(name, "dpor")
-    res = dmabuf.explore(BUGS[name].make(), max_executions=budget)  # the default: DPOR, unbounded
+    res = dmabuf.explore(BUGS[name].make(), max_executions=budget, **NO_DB)  # the default: DPOR, unbounded
     assert res.strategy == "dpor"
     check_found(name, res, budget)
 
