@@ -9,6 +9,8 @@ Under the explorer the body must pass on *every* execution; a failure raises Ass
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -17,17 +19,28 @@ import pytest
 import dmabuf
 from dmabuf.kernel import set_warn_mode
 
+# The failure database of the test session lives in a temporary directory: runs stay independent of
+# earlier runs and the working tree stays clean. Tests of the database pass database=<dir> explicitly.
+os.environ.setdefault("DMABUF_DATABASE", tempfile.mkdtemp(prefix="dmabuf-test-db-"))
+
 
 class Runner:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
-    def __call__(self, body: Callable[[], Any], *, max_executions: int | None = 20_000, strategy: str = "dfs",
-                 preemption_bound: int | None = None) -> Any:
+    def __call__(
+        self,
+        body: Callable[[], Any],
+        *,
+        max_executions: int | None = 20_000,
+        strategy: str = "dfs",
+        preemption_bound: int | None = None,
+    ) -> Any:
         if self.kind == "threads":
             return dmabuf.run_threads(body, timeout=60)
-        res = dmabuf.explore(body, strategy=strategy, max_executions=max_executions,
-                             preemption_bound=preemption_bound)
+        res = dmabuf.explore(
+            body, strategy=strategy, max_executions=max_executions, preemption_bound=preemption_bound
+        )
         if res.failure is not None:
             raise AssertionError(str(res.failure))
         return res

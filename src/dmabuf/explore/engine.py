@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidArgument, UsageError
+from ..errors import InvalidArgument, ReplayFormatError
 from ..runtime import activate, deactivate
 from ..runtime.controlled import DEFAULT_MAX_STEPS, ControlledRuntime, Outcome
+from .database import DatabaseWarning, FailureDatabase, body_key, resolve
 from .failure import ExploreResult, Failure, repeating_suffix
+from .progress import progress_bar
 from .schedule import Entry, decode, encode
 from .shrink import shrink
 from .strategies import DFS, PathStrategy, ReplayStrategy
@@ -51,6 +55,9 @@ def explore(
     max_steps: int = DEFAULT_MAX_STEPS,
     depth: int | None = None,
     shrink: bool = True,
+    database: str | os.PathLike[str] | bool | None = True,
+    resume: bool = False,
+    progress: bool | None = None,
 ) -> ExploreResult:
     """Run ``body`` once per execution under the controlled runtime and search its interleavings.
 
@@ -65,10 +72,14 @@ def explore(
         max_steps: scheduling steps after which an execution is reported as a livelock.
         depth: PCT bug depth (``pct`` only).
         shrink: minimise the failure before returning it (fewer preemptions, steps, tasks, data values).
+        database: where failing schedules are stored and replayed first next time: ``True`` (default:
+            ``$DMABUF_DATABASE`` or ``.dmabuf``), a directory, or ``None`` for none.
+        resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C).
+        progress: live progress bar (``None``: only when stderr is a terminal).
 
     Returns:
-        An :class:`ExploreResult`; ``result.failure`` is the first failure found, already replayed with a
-        trace and a replay string.
+        An :class:`ExploreResult`; ``result.failure`` is the first failure found, already shrunk, replayed
+        with a trace and a replay string.
     """
     _check_body(body)
     check_positive_int("preemption_bound", preemption_bound)
@@ -83,53 +94,237 @@ def explore(
             f"time_budget must be a positive number of seconds or None, got {time_budget!r}"
         )
     strat = _make_strategy(strategy, preemption_bound, seed, depth=depth, max_steps=max_steps)
+    db = resolve(database)
+    key = body_key(body)
     if workers != 1:
-        raise UsageError(
-            "workers > 1 (a search split over processes) is not available yet; run with workers=1"
+        from .parallel import explore_parallel
+
+        return explore_parallel(
+            body,
+            strategy,
+            preemption_bound,
+            max_executions,
+            time_budget,
+            seed,
+            workers,
+            max_steps,
+            depth,
+            shrink,
+            db,
         )
     rt = ControlledRuntime(strat, max_steps)
     t0 = time.perf_counter()
-    executions = 0
-    complete = False
-    failure: Failure | None = None
-    lockdep_finding: tuple[list[Entry], Outcome] | None = None
+    notes: list[str] = []
     activate(rt)
     try:
-        while True:
-            strat.start()
-            outcome = rt.run(body)
-            if outcome.kind == "pruned":
-                if not strat.advance(outcome):
-                    complete = getattr(strat, "exhaustive", True)
-                    break
-                continue
-            executions += 1
-            if not outcome.ok:
-                failure = _build_failure(rt, body, [b.entry() for b in strat.decisions()], outcome, shrink)
-                break
-            if lockdep_finding is None and "lockdep" in outcome.extra:
-                lockdep_finding = ([b.entry() for b in strat.decisions()], _lockdep_outcome(outcome))
-            if not strat.advance(outcome):
-                complete = getattr(strat, "exhaustive", True)
-                break
-            if max_executions is not None and executions >= max_executions:
-                break
-            if time_budget is not None and time.perf_counter() - t0 > time_budget:
-                break
-        if failure is None and lockdep_finding is not None:
-            failure = _build_failure(rt, body, lockdep_finding[0], lockdep_finding[1], shrink)
+        # phase 1: replay stored failures of this body first
+        if db is not None:
+            found = _replay_stored(rt, body, db, key, notes)
+            if found is not None:
+                return ExploreResult(
+                    False,
+                    False,
+                    1,
+                    found,
+                    strat.name,
+                    time.perf_counter() - t0,
+                    {"from_database": True},
+                    notes,
+                )
+        # phase 2: search
+        executions = 0
+        if resume and db is not None:
+            executions = _restore_frontier(strat, db, key, notes)
+        run = _Search(rt, strat, body, executions, max_executions, time_budget, t0)
+        with progress_bar(progress, strat.name, max_executions) as bar:
+            run.bar = bar
+            try:
+                run.loop()
+            except KeyboardInterrupt:
+                _interrupted(rt, strat, db, key, run, notes)
+        failure = None
+        if run.failed is not None:
+            failure = _build_failure(rt, body, run.failed[0], run.failed[1], shrink)
+        elif run.lockdep is not None and not run.interrupted:
+            failure = _build_failure(rt, body, run.lockdep[0], run.lockdep[1], shrink)
+        if failure is not None and db is not None and failure.kind != "nondeterminism":
+            db.save(key, failure.kind, failure.schedule)
+        if run.complete and db is not None:
+            db.clear_frontier(key)
     finally:
         deactivate(rt)
-    stats = dict(getattr(strat, "stats", {}))
+    stats: dict[str, Any] = dict(getattr(strat, "stats", {}))
+    stats.update(run.coverage())
+    graph = getattr(rt, "lockdep_graph", None)
+    if graph is not None:
+        stats["lock_orders"] = sorted(f"{a} -> {b}" for a, outs in graph.edges.items() for b in outs)
+    if run.interrupted:
+        stats["interrupted"] = True
     return ExploreResult(
         ok=failure is None,
-        complete=complete and failure is None,
-        executions=executions,
+        complete=run.complete and failure is None,
+        executions=run.executions,
         failure=failure,
         strategy=strat.name,
         elapsed=time.perf_counter() - t0,
         stats=stats,
+        notes=notes,
     )
+
+
+class _Search:
+    """The search loop of one ``explore`` call (kept as an object so an interruption can inspect it)."""
+
+    def __init__(
+        self,
+        rt: ControlledRuntime,
+        strat: PathStrategy,
+        body: Callable[[], Any],
+        executions: int,
+        max_executions: int | None,
+        time_budget: float | None,
+        t0: float,
+    ) -> None:
+        self.rt = rt
+        self.strat = strat
+        self.body = body
+        self.executions = executions
+        self.max_executions = max_executions
+        self.time_budget = time_budget
+        self.t0 = t0
+        self.complete = False
+        self.interrupted = False
+        self.failed: tuple[list[Entry], Outcome] | None = None
+        self.lockdep: tuple[list[Entry], Outcome] | None = None
+        self.bar: Any = None
+        self.frontier_len = 0
+        self.classes: dict[int, int] = {}
+        self.track_classes = not getattr(strat, "exhaustive", True)
+
+    def loop(self) -> None:
+        rt, strat = self.rt, self.strat
+        rt.step_log = [] if self.track_classes else None
+        started = self.executions
+        while True:
+            self.frontier_len = len(getattr(strat, "path", getattr(strat, "nodes", ())))
+            strat.start()
+            if rt.step_log is not None:
+                rt.step_log = []
+            outcome = rt.run(self.body)
+            if outcome.kind == "pruned":
+                if not strat.advance(outcome):
+                    self.complete = getattr(strat, "exhaustive", True)
+                    return
+                continue
+            self.executions += 1
+            if rt.step_log is not None:
+                h = _class_hash(rt.step_log)
+                self.classes[h] = self.classes.get(h, 0) + 1
+            if self.bar is not None and self.executions % 64 == 0:
+                self.bar.update(self.executions, self.frontier_len, len(self.classes))
+            if not outcome.ok:
+                self.failed = ([b.entry() for b in strat.decisions()], outcome)
+                return
+            if self.lockdep is None and "lockdep" in outcome.extra:
+                self.lockdep = ([b.entry() for b in strat.decisions()], _lockdep_outcome(outcome))
+            if not strat.advance(outcome):
+                self.complete = getattr(strat, "exhaustive", True)
+                return
+            if self.max_executions is not None and self.executions - started >= self.max_executions:
+                return
+            if self.time_budget is not None and time.perf_counter() - self.t0 > self.time_budget:
+                return
+
+    def coverage(self) -> dict[str, Any]:
+        if not self.classes:
+            return {}
+        n = sum(self.classes.values())
+        singletons = sum(1 for c in self.classes.values() if c == 1)
+        # Good-Turing: the probability that the next execution shows a class not seen yet is about n1/n
+        return {
+            "distinct_classes": len(self.classes),
+            "coverage_estimate": round(1.0 - singletons / n, 4) if n else 0.0,
+        }
+
+
+def _class_hash(log: list[tuple[int, Any, str]]) -> int:
+    """A hash of the execution's Mazurkiewicz class (approximate: per object, the order of accesses by
+    task and per-task index; read-read reorderings count as different)."""
+    per_task: dict[int, int] = {}
+    per_obj: dict[Any, list[tuple[int, int, str]]] = {}
+    for tid, obj, access in log:
+        k = per_task.get(tid, 0)
+        per_task[tid] = k + 1
+        key = obj if type(obj) is str else id(obj)
+        per_obj.setdefault(key, []).append((tid, k, access))
+    return hash(frozenset(tuple(v) for v in per_obj.values()))
+
+
+def _replay_stored(
+    rt: ControlledRuntime, body: Callable[[], Any], db: FailureDatabase, key: str, notes: list[str]
+) -> Failure | None:
+    for path, kind, schedule in db.load(key):
+        try:
+            entries = decode(schedule)
+        except ReplayFormatError as e:
+            warnings.warn(f"dmabuf failure database: skipping {path}: {e}", DatabaseWarning, stacklevel=3)
+            continue
+        rt.lockdep_graph = None  # type: ignore[attr-defined]
+        outcome, rep = _run_replay(rt, body, entries)
+        outcome = _effective(outcome)
+        if outcome.kind == kind:
+            f = _to_failure(rt, outcome, rep)
+            f.shrink_note = f"Replayed from the failure database ({path})."
+            notes.append(f"stored failure {path.name} still fails: returned without searching")
+            return f
+        db.delete(path)
+        notes.append(f"stored failure {path.name} no longer reproduces ({outcome.kind}): deleted")
+    return None
+
+
+def _restore_frontier(strat: PathStrategy, db: FailureDatabase, key: str, notes: list[str]) -> int:
+    fr = db.load_frontier(key)
+    if fr is None:
+        notes.append("resume: no saved frontier for this body; starting from the beginning")
+        return 0
+    restore = getattr(strat, "restore", None)
+    if fr.get("strategy") != strat.name or restore is None:
+        notes.append(f"resume: the saved frontier is for strategy {fr.get('strategy')!r}; starting afresh")
+        return 0
+    try:
+        restore(fr["state"])
+    except (KeyError, TypeError, ValueError) as e:
+        notes.append(f"resume: saved frontier unusable ({e}); starting afresh")
+        return 0
+    n = int(fr.get("executions", 0))
+    notes.append(f"resumed after {n} executions from the saved frontier")
+    return n
+
+
+def _interrupted(
+    rt: ControlledRuntime,
+    strat: PathStrategy,
+    db: FailureDatabase | None,
+    key: str,
+    run: _Search,
+    notes: list[str],
+) -> None:
+    run.interrupted = True
+    try:
+        rt.abandon()
+    except Exception:
+        pass
+    snap = getattr(strat, "snapshot", None)
+    if db is not None and snap is not None:
+        state = snap(run.frontier_len)
+        where = db.save_frontier(key, {"strategy": strat.name, "executions": run.executions, "state": state})
+        if where is not None:
+            notes.append(
+                f"interrupted after {run.executions} executions; frontier saved to {where}: run again with "
+                "resume=True (dmabuf explore --resume) to continue"
+            )
+            return
+    notes.append(f"interrupted after {run.executions} executions; no frontier saved (no database)")
 
 
 def _lockdep_outcome(o: Outcome) -> Outcome:

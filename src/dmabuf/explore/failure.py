@@ -65,7 +65,8 @@ class ExploreResult:
         failure: the first failure found, or ``None``.
         strategy: the strategy that ran.
         elapsed: wall-clock seconds.
-        stats: extra counters (branches, steps, ...).
+        stats: extra counters (sleep-blocked runs, distinct classes, lock orders seen, ...).
+        notes: what happened besides the search (database replays, interruption and where the frontier is).
     """
 
     ok: bool
@@ -75,12 +76,15 @@ class ExploreResult:
     strategy: str = ""
     elapsed: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         head = (
             f"{'ok' if self.ok else 'FAILED'}: {self.executions} executions with {self.strategy} in "
             f"{self.elapsed:.3f} s, search {'complete' if self.complete else 'incomplete (bounded)'}"
         )
+        if self.notes:
+            head += "".join(f"\n  note: {n}" for n in self.notes)
         if self.failure is None:
             return head
         return head + "\n\n" + self.failure.story()

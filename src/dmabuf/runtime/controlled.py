@@ -116,6 +116,8 @@ class ControlledRuntime(Runtime):
         self._pool: list[Any] = []
         self.hub: Any = None
         self._observe = False
+        #: when a list, every executed step appends (task id, object, access) (coverage statistics)
+        self.step_log: list[tuple[int, Any, str]] | None = None
         self._reset()
 
     # ------------------------------------------------------------------ execution lifecycle
@@ -172,6 +174,8 @@ class ControlledRuntime(Runtime):
                 task.result = task.fn(*task.args)
             except TaskKilled:
                 pass
+            except KeyboardInterrupt:
+                raise  # Ctrl-C: out to the explorer (through the hub), which saves the frontier
             except BaseException as e:
                 task.exc = e
             task = self._exit(task)
@@ -200,6 +204,17 @@ class ControlledRuntime(Runtime):
             self.current_task = adv[1]  # type: ignore[assignment]
             return adv[0].switch()
         return self._reschedule(None)
+
+    def abandon(self) -> None:
+        """After an interruption: tear down the tasks of the unfinished execution; the runtime is dropped."""
+        self.killing = True
+        for t in list(self._live):
+            if not t.done and t.g is not None and not t.g.dead:
+                try:
+                    t.g.throw(TaskKilled)
+                except BaseException:
+                    pass
+        self._pool.clear()
 
     def _kill_all(self) -> None:
         self.killing = True
@@ -316,6 +331,8 @@ class ControlledRuntime(Runtime):
         self.steps += 1
         if self.steps > self.max_steps:
             return self.hub.switch(self._livelock_outcome())
+        if self.step_log is not None:
+            self.step_log.append((nxt.id, nxt.obj, nxt.access))
         if self.tracing:
             self._trace_step(nxt)
         nxt.at_point = False

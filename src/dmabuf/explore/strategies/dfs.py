@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...runtime.controlled import Outcome
 from .base import Branch, PathStrategy
 
@@ -42,3 +44,24 @@ class DFS(PathStrategy):
                 return True
             path.pop()
         return False
+
+    def snapshot(self, length: int) -> dict[str, Any]:
+        """The frontier (the prefix the next execution replays) as JSON-able data, for resume."""
+        return {
+            "bound": self.bound,
+            "path": [
+                [b.kind, list(b.tids), b.n, b.cur, b.pre, b.chosen, b.op, b.k, b.order]
+                for b in self.path[:length]
+            ],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot`."""
+        if state.get("bound") != self.bound:
+            raise ValueError(f"saved with preemption_bound={state.get('bound')}, not {self.bound}")
+        path = []
+        for kind, tids, n, cur, pre, chosen, op, k, order in state["path"]:
+            b = Branch(str(kind), tuple(int(t) for t in tids), int(n), int(cur), int(pre), int(chosen))
+            b.op, b.k, b.order = str(op), int(k), None if order is None else [int(x) for x in order]
+            path.append(b)
+        self.path = path

@@ -231,6 +231,46 @@ class DPOR:
         """Nodes of the execution that just ran that were real branches (for replay strings)."""
         return [nd for nd in self.nodes[: self.pos] if nd.kind == "c" or nd.n > 1]
 
+    # ------------------------------------------------------------------ resume
+    def snapshot(self, length: int) -> dict[str, Any]:
+        """The frontier (the nodes the next execution replays, with their backtrack/done/sleep sets)."""
+        return {
+            "bound": self.bound,
+            "nodes": [
+                [
+                    nd.kind,
+                    list(nd.tids),
+                    nd.n,
+                    nd.cur,
+                    nd.pre,
+                    nd.chosen,
+                    nd.op,
+                    sorted(nd.backtrack),
+                    sorted(nd.done),
+                    sorted(nd.sleep),
+                ]
+                for nd in self.nodes[:length]
+            ],
+            "stats": dict(self.stats),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot`."""
+        if state.get("bound") != self.bound:
+            raise ValueError(f"saved with preemption_bound={state.get('bound')}, not {self.bound}")
+        nodes = []
+        for kind, tids, n, cur, pre, chosen, op, bt, done, sleep in state["nodes"]:
+            nd = _Node(str(kind), tuple(int(t) for t in tids), int(n), int(cur), int(pre))
+            nd.chosen, nd.op = int(chosen), str(op)
+            nd.backtrack, nd.done, nd.sleep = (
+                {int(x) for x in bt},
+                {int(x) for x in done},
+                frozenset(int(x) for x in sleep),
+            )
+            nodes.append(nd)
+        self.nodes = nodes
+        self.stats.update({k: int(v) for k, v in state.get("stats", {}).items() if k in self.stats})
+
     # ------------------------------------------------------------------ after an execution
     def advance(self, outcome: Outcome) -> bool:
         del self.nodes[self.pos :]

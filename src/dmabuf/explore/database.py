@@ -1,0 +1,174 @@
+"""The failure database: failing schedules stored per body and replayed first on the next run.
+
+Layout (like Hypothesis' directory database: a cache you never need to invalidate by hand)::
+
+    <root>/                      default ".dmabuf" in the working directory, or $DMABUF_DATABASE
+      <body key>/                sha256 of "module:qualname" of the body, first 16 hex digits
+        body.txt                 the readable "module:qualname" (for people browsing the directory)
+        <schedule hash>.json     {"format": 1, "kind": ..., "schedule": ...}
+        frontier.json            a saved search frontier (interrupted exhaustive search), see resume
+
+Entries are replayed by the *next* run: a process never replays the entries it wrote itself, so repeated
+``explore`` calls on one body inside one process (a test suite, a seed sweep) stay independent searches.
+
+Writes are atomic (temporary file + rename). An entry that no longer reproduces is deleted; a corrupt or
+foreign entry is skipped with a warning (and left alone). A root that cannot be written to gives one warning
+and the explorer carries on: nothing it found is lost, it is still returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_ROOT", "FORMAT", "DatabaseWarning", "FailureDatabase", "body_key", "resolve"]
+
+FORMAT = 1
+DEFAULT_ROOT = ".dmabuf"
+#: entries written by this process (resolved paths): not replayed by it
+_WRITTEN: set[str] = set()
+
+
+class DatabaseWarning(UserWarning):
+    """Something about the failure database needs a person's attention (corrupt entry, unwritable root)."""
+
+
+def body_key(body: Callable[..., Any]) -> str:
+    """A stable name for a body: its module and qualified name."""
+    mod = getattr(body, "__module__", None) or "?"
+    qual = getattr(body, "__qualname__", None) or type(body).__qualname__
+    return f"{mod}:{qual}"
+
+
+def resolve(database: str | os.PathLike[str] | bool | None) -> FailureDatabase | None:
+    """``True``/default -> $DMABUF_DATABASE or ``.dmabuf``; ``None``/``False``/"off" -> no database."""
+    if database is None or database is False:
+        return None
+    if database is True:
+        env = os.environ.get("DMABUF_DATABASE", DEFAULT_ROOT)
+        if env.lower() in ("", "off", "none", "0"):
+            return None
+        return FailureDatabase(env)
+    if isinstance(database, str) and database.lower() in ("off", "none"):
+        return None
+    return FailureDatabase(database)
+
+
+class FailureDatabase:
+    """A directory of failing schedules, keyed by body."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._warned_unwritable = False
+
+    def _dir(self, key: str) -> Path:
+        return self.root / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    # ---------------------------------------------------------------- failures
+    def load(self, key: str) -> list[tuple[Path, str, str]]:
+        """Stored (path, kind, schedule) for ``key``; corrupt or foreign entries are skipped with a warning."""
+        d = self._dir(key)
+        if not d.is_dir():
+            return []
+        out = []
+        for p in sorted(d.glob("*.json")):
+            if p.name == "frontier.json" or str(p.resolve()) in _WRITTEN:
+                continue
+            try:
+                data = json.loads(p.read_text())
+                if not isinstance(data, dict) or data.get("format") != FORMAT:
+                    raise ValueError(f"format {data.get('format') if isinstance(data, dict) else '?'!r}")
+                kind, schedule = data["kind"], data["schedule"]
+                if not isinstance(kind, str) or not isinstance(schedule, str):
+                    raise ValueError("kind and schedule must be strings")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                warnings.warn(
+                    f"dmabuf failure database: skipping unreadable entry {p} ({e}); delete it if it is stale",
+                    DatabaseWarning,
+                    stacklevel=3,
+                )
+                continue
+            out.append((p, kind, schedule))
+        return out
+
+    def save(self, key: str, kind: str, schedule: str) -> Path | None:
+        """Store a failing schedule (atomically). Returns the path, or None if the root is not writable."""
+        name = hashlib.sha256(schedule.encode()).hexdigest()[:16] + ".json"
+        data = {"format": FORMAT, "kind": kind, "schedule": schedule, "body": key}
+        path = self._write(key, name, data)
+        if path is not None:
+            _WRITTEN.add(str(path.resolve()))
+        return path
+
+    def delete(self, path: Path) -> None:
+        """Remove an entry that no longer reproduces."""
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    # ---------------------------------------------------------------- frontiers
+    def save_frontier(self, key: str, frontier: dict[str, Any]) -> Path | None:
+        """Store the frontier of an interrupted search."""
+        return self._write(key, "frontier.json", {"format": FORMAT, **frontier})
+
+    def load_frontier(self, key: str) -> dict[str, Any] | None:
+        """The saved frontier for ``key``, or None (a corrupt one is reported and ignored)."""
+        p = self._dir(key) / "frontier.json"
+        if not p.exists():
+            return None
+        try:
+            data = json.loads(p.read_text())
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError("foreign format")
+        except (OSError, ValueError) as e:
+            warnings.warn(
+                f"dmabuf failure database: ignoring unreadable frontier {p} ({e})",
+                DatabaseWarning,
+                stacklevel=3,
+            )
+            return None
+        return data
+
+    def clear_frontier(self, key: str) -> None:
+        """Forget a saved frontier (the search it belonged to completed)."""
+        try:
+            (self._dir(key) / "frontier.json").unlink()
+        except OSError:
+            pass
+
+    # ---------------------------------------------------------------- io
+    def _write(self, key: str, name: str, data: dict[str, Any]) -> Path | None:
+        d = self._dir(key)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "body.txt").write_text(key + "\n")
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(data, f)
+                os.replace(tmp, d / name)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError as e:
+            if not self._warned_unwritable:
+                self._warned_unwritable = True
+                warnings.warn(
+                    f"dmabuf failure database: cannot write to {self.root} ({e.strerror or e}); the failure is "
+                    "still returned but will not be replayed first next time. Pass database=<a writable "
+                    "directory> or database=None.",
+                    DatabaseWarning,
+                    stacklevel=3,
+                )
+            return None
+        return d / name
