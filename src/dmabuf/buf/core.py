@@ -725,7 +725,12 @@ def dma_buf_detach(dmabuf: DmaBuf | None, attach: DmaBufAttachment | None) -> No
         if dmabuf.is_dynamic:
             ops.unpin(attach)
         attach.sgt = None
-    dmabuf.policy.on_detach(attach)
+    try:
+        dmabuf.policy.on_detach(attach)
+    except Exception:
+        # a policy refusing the detach (a broken contract: WARN in raise mode) must not leave the resv held
+        _unlock(dmabuf, held)
+        raise
     rt().point("list_del attachments", dmabuf, WRITE)
     dmabuf.attachments.remove(attach)
     _unlock(dmabuf, held)
