@@ -50,6 +50,7 @@ __all__ = [
     "VmAreaStruct",
     "close_fd",
     "dma_buf_attach",
+    "dma_buf_attach_and_map",
     "dma_buf_attachment_is_dynamic",
     "dma_buf_begin_cpu_access",
     "dma_buf_detach",
@@ -65,6 +66,7 @@ __all__ = [
     "dma_buf_move_notify",
     "dma_buf_pin",
     "dma_buf_put",
+    "dma_buf_unmap_and_detach",
     "dma_buf_unmap_attachment",
     "dma_buf_unmap_attachment_unlocked",
     "dma_buf_unpin",
@@ -190,6 +192,10 @@ class DmaBufAttachment:
         """``dma_buf_detach`` (takes the resv)."""
         dma_buf_detach(self._buf(), self)
 
+    def unmap_and_detach(self, sgt: SgTable, direction: int | None = None) -> None:
+        """``dma_buf_unmap_and_detach`` (takes the resv): the end of an :meth:`DmaBuf.attach_and_map`."""
+        dma_buf_unmap_and_detach(self, sgt, sgt.dir if direction is None else direction)
+
     def __repr__(self) -> str:
         kind = "dynamic" if self.importer_ops is not None else "static"
         return f"<DmaBufAttachment {label_of(self)} {kind} of {label_of(self.dmabuf)} dev={self.dev!r}>"
@@ -258,6 +264,16 @@ class DmaBuf:
     def detach(self, attach: DmaBufAttachment) -> None:
         """``dma_buf_detach``."""
         dma_buf_detach(self, attach)
+
+    def attach_and_map(
+        self, dev: Any, importer_ops: DmaBufAttachOps, importer_priv: Any = None, direction: int = DMA_BIDIRECTIONAL
+    ) -> tuple[DmaBufAttachment, SgTable]:
+        """``dma_buf_attach_and_map``: a dynamic attachment and its mapping, made atomically (takes the resv).
+        Undo with ``attach.unmap_and_detach(sgt)``. Raises :class:`OSError` on the kernel's errors."""
+        a, sgt = dma_buf_attach_and_map(self, dev, importer_ops, importer_priv, direction)
+        a = _ok_ptr(a, "dma_buf_attach_and_map")
+        assert isinstance(a, DmaBufAttachment) and isinstance(sgt, SgTable)
+        return a, sgt
 
     def fd(self, flags: int = 0) -> int:
         """Install the buffer in this execution's fd table (``dma_buf_fd``); the fd owns the caller's
@@ -720,6 +736,16 @@ def dma_buf_detach(dmabuf: DmaBuf | None, attach: DmaBufAttachment | None) -> No
     held = _forbids_resv(dmabuf.resv, "dma_buf_detach")
     ops = _ops(dmabuf)
     _lock(dmabuf, held)
+    _detach_locked(dmabuf, attach, held)
+    _unlock(dmabuf, held)
+    if ops.detach is not None:
+        ops.detach(dmabuf, attach)
+    attach.detached = True
+
+
+def _detach_locked(dmabuf: DmaBuf, attach: DmaBufAttachment, held: bool) -> None:
+    """The part of ``dma_buf_detach`` under the resv: release a cached mapping, unlink the attachment."""
+    ops = _ops(dmabuf)
     if attach.sgt is not None:
         _unmap_dma_buf(attach, attach.sgt, attach.dir, "dma_buf_detach")
         if dmabuf.is_dynamic:
@@ -733,10 +759,6 @@ def dma_buf_detach(dmabuf: DmaBuf | None, attach: DmaBufAttachment | None) -> No
         raise
     rt().point("list_del attachments", dmabuf, WRITE)
     dmabuf.attachments.remove(attach)
-    _unlock(dmabuf, held)
-    if ops.detach is not None:
-        ops.detach(dmabuf, attach)
-    attach.detached = True
 
 
 # ---------------------------------------------------------------------- pin / map / unmap
@@ -815,7 +837,7 @@ def _unmap_dma_buf(attach: DmaBufAttachment, sgt: SgTable, direction: int, by: s
     buf = attach._buf()
     buf.policy.on_unmap(attach, sgt)
     _ops(buf).unmap_dma_buf(attach, sgt, direction)
-    sgt.unmapped_by = f"{by} in task {rt().current().name!r}"
+    buf.policy.mark_unmapped(sgt, f"{by} in task {rt().current().name!r}")
 
 
 def _pin_on_map(buf: DmaBuf) -> bool:
@@ -955,6 +977,124 @@ def dma_buf_unmap_attachment_unlocked(
         dma_buf_unmap_attachment(attach, sg_table, direction)
     finally:
         _unlock(buf, held)
+
+
+# ---------------------------------------------------------------------- attach_and_map / unmap_and_detach
+def dma_buf_attach_and_map(
+    dmabuf: DmaBuf | None, dev: Any, importer_ops: DmaBufAttachOps | None, importer_priv: Any, direction: int
+) -> tuple[DmaBufAttachment | ErrPtr, SgTable | None]:
+    """Attach a dynamic importer and map it, atomically (option 3 of the 2019 thread, Daniel Vetter's
+    ``dma_buf_attach_and_map_sg``; not in mainline).
+
+    The exporter's ``attach`` runs unlocked; then, in **one** resv critical section, the exporter maps the
+    new attachment (pinning first if ``CONFIG_DMABUF_MOVE_NOTIFY`` is off) and only then is the attachment
+    added to ``dmabuf.attachments``: attachment and mapping become visible together, so no move can notify
+    an attachment that has no mapping yet (a move the exporter makes inside this ``map_dma_buf`` is not sent
+    to it: it does not exist yet). Returns ``(attach, sgt)`` (rule 2: the C function returns the attachment
+    and fills ``struct sg_table **``), or ``(ERR_PTR(-e), None)``: ``-EINVAL`` after a WARN for a missing
+    buffer/device or importer ops without ``move_notify`` (only dynamic importers use it), the exporter's
+    errors (the attachment is then detached). Tear down with :func:`dma_buf_unmap_and_detach`.
+
+    Locking: must not hold the resv (takes it). Kernel name of this model: ``dma_buf_attach_and_map``.
+    """
+    fn = "dma_buf_attach_and_map"
+    _chk(dmabuf, DmaBuf, fn, "dmabuf")
+    if WARN(dmabuf is None or dev is None, f"{fn}: NULL buffer or device", f"{fn}: NULL"):
+        return ERR_PTR(-errno.EINVAL), None
+    assert dmabuf is not None
+    if importer_ops is not None and not isinstance(importer_ops, DmaBufAttachOps):
+        raise InvalidArgument(f"{fn} needs DmaBufAttachOps, got {type(importer_ops).__name__}")
+    if WARN(
+        importer_ops is None or importer_ops.move_notify is None,
+        f"{fn}: only dynamic importers (importer_ops with move_notify) attach and map in one step; static "
+        "importers use dma_buf_attach + dma_buf_map_attachment",
+        f"{fn}: not a dynamic importer",
+    ):
+        return ERR_PTR(-errno.EINVAL), None
+    assert importer_ops is not None
+    direction = check_dir(direction, fn)
+    _alive(dmabuf, fn)
+    held = _forbids_resv(dmabuf.resv, fn)
+    ops = _ops(dmabuf)
+    attach = DmaBufAttachment()
+    attach.dev = dev
+    attach.dmabuf = dmabuf
+    attach.peer2peer = importer_ops.allow_peer2peer
+    attach.importer_ops = importer_ops
+    attach.importer_priv = importer_priv
+    if ops.attach is not None:
+        ret = ops.attach(dmabuf, attach)
+        if ret:
+            attach.detached = True
+            return ERR_PTR(ret), None
+    _lock(dmabuf, held)
+    pin = _pin_on_map(dmabuf)
+    err = 0
+    sgt: Any = None
+    if pin:
+        err = ops.pin(attach)
+    if not err:
+        sgt = _map_dma_buf(attach, direction)
+        if sgt is None:
+            sgt = ERR_PTR(-errno.ENOMEM)
+        if isinstance(sgt, ErrPtr):
+            err = sgt.err
+            if pin:
+                ops.unpin(attach)
+    if err:
+        _unlock(dmabuf, held)
+        if ops.detach is not None:
+            ops.detach(dmabuf, attach)
+        attach.detached = True
+        return ERR_PTR(err), None
+    r = rt()
+    r.point("list_add attachments", dmabuf, WRITE)
+    dmabuf.attachments.insert(0, attach)
+    dmabuf.policy.on_attach(attach)
+    dmabuf.policy.on_attach_and_map(attach, sgt)
+    _unlock(dmabuf, held)
+    return attach, sgt
+
+
+def dma_buf_unmap_and_detach(attach: DmaBufAttachment | None, sg_table: SgTable | None, direction: int) -> None:
+    """Unmap ``sg_table`` and detach ``attach``, atomically: the counterpart of :func:`dma_buf_attach_and_map`.
+    In one resv critical section the exporter unmaps (unpinning if pinned on map) and the attachment leaves
+    the list; then the exporter's ``detach`` runs unlocked. WARNs and returns for ``None``.
+
+    Raises:
+        UsageError: ``sg_table`` was already unmapped or belongs to another attachment; ``attach`` was
+            already detached.
+
+    Locking: must not hold the resv (takes it). Kernel name of this model: ``dma_buf_unmap_and_detach``.
+    """
+    fn = "dma_buf_unmap_and_detach"
+    _chk(attach, DmaBufAttachment, fn, "attach")
+    _chk(sg_table, SgTable, fn, "sg_table")
+    if WARN(
+        attach is None or attach.dmabuf is None or sg_table is None,
+        f"{fn}: NULL attachment or sg_table",
+        f"{fn}: NULL",
+    ):
+        return
+    assert attach is not None and sg_table is not None
+    direction = check_dir(direction, fn)
+    dmabuf = attach._buf()
+    if attach.detached:
+        raise UsageError(f"{fn}: {label_of(attach)} was already detached (detaching twice is a double free)")
+    held = _forbids_resv(dmabuf.resv, fn)
+    ops = _ops(dmabuf)
+    _lock(dmabuf, held)
+    try:
+        dmabuf.policy.on_unmap_and_detach(attach, sg_table)
+        dma_buf_unmap_attachment(attach, sg_table, direction)
+    except Exception:
+        _unlock(dmabuf, held)
+        raise
+    _detach_locked(dmabuf, attach, held)
+    _unlock(dmabuf, held)
+    if ops.detach is not None:
+        ops.detach(dmabuf, attach)
+    attach.detached = True
 
 
 # ---------------------------------------------------------------------- move_notify

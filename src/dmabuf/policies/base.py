@@ -60,6 +60,9 @@ class Policy:
     * :meth:`check_use`: at every access through a mapping; raise
       :class:`~dmabuf.errors.MappingInvalidated` to make invalidated mappings unusable.
     * :meth:`free_old_after`: the fences an exporter must wait for before freeing a move's old pages.
+    * :meth:`mark_unmapped`: how an unmapped table is retired (default: at once, any later access is stale).
+    * :meth:`on_attach_and_map` / :meth:`on_unmap_and_detach`: around the combined entry points
+      ``dma_buf_attach_and_map`` / ``dma_buf_unmap_and_detach`` (option 3's one-shot attachments).
 
     Attributes:
         name: the registry name.
@@ -112,6 +115,20 @@ class Policy:
         """Fences an exporter waits for before it frees the old pages of a move (resv held). Default: none,
         the exporter decides alone."""
         return []
+
+    def mark_unmapped(self, sgt: SgTable, by: str) -> None:
+        """The exporter's ``unmap_dma_buf`` of ``sgt`` returned (resv held); ``by`` names the unmap. Default:
+        ``sgt.unmapped_by = by`` (any later access is a stale mapping, a second unmap a double free). A policy
+        may retire the table later (exporter-tracks: once the in-flight jobs' fences signalled)."""
+        sgt.unmapped_by = by
+
+    # ---------------------------------------------------------------- combined entry points
+    def on_attach_and_map(self, attach: DmaBufAttachment, sgt: SgTable) -> None:
+        """``dma_buf_attach_and_map`` made ``attach`` and its mapping ``sgt`` visible together (resv held,
+        after :meth:`on_attach`)."""
+
+    def on_unmap_and_detach(self, attach: DmaBufAttachment, sgt: SgTable) -> None:
+        """``dma_buf_unmap_and_detach`` is about to unmap ``sgt`` and detach ``attach`` (resv held)."""
 
     def __repr__(self) -> str:
         return f"<Policy {self.name}>"
