@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .check import check
 from .explore_cmds import demo, explore_cmd, replay_cmd
 
 __all__ = ["main"]
@@ -19,3 +20,4 @@ def main() -> None:
 main.add_command(demo)
 main.add_command(explore_cmd)
 main.add_command(replay_cmd)
+main.add_command(check)

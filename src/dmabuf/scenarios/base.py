@@ -85,6 +85,7 @@ from typing import Any, ClassVar
 
 from ..buf import DMA_BIDIRECTIONAL, DmaBuf, DmaBufAttachOps, MemoryExporter, SgTable, check_all
 from ..errors import DmabufError, MappingInvalidated
+from ..kernel.once import READ_ONCE, WRITE_ONCE
 from ..policies.base import Policy
 from ..resv import Usage
 
@@ -191,9 +192,10 @@ def finish(exp: MemoryExporter) -> None:
 class Importer:
     """A dynamic importer that does everything right under every design (see the module docstring).
 
-    State (touched only with the resv held, so the explorer's resv points order it):
+    State (touched only with the resv held by this importer's drivers):
 
-    * ``sgt``: the mapping the importer uses next (``None``: none yet, or retired);
+    * ``sgt``: the mapping the importer uses next (``None``: none yet, or retired); a property whose reads and
+      writes are scheduling points, so a naive driver that publishes it outside the lock is seen racing;
     * ``jobs``: the fences of its submitted jobs (what an old mapping must outlive, H6).
 
     Override points: :meth:`move_notify` (the callback), :meth:`retire` (how an old mapping is torn down),
@@ -207,21 +209,55 @@ class Importer:
         self.name = name
         if dev is not None:
             self.dev = dev
+        self._dm_label = name
         self.contract = contract_of(buf.policy)
-        self.sgt: SgTable | None = None
+        self._sgt: SgTable | None = None
         self.jobs: list[Any] = []
         self.notified = 0
         self.ops = DmaBufAttachOps(move_notify=self.move_notify)
         self.attach: Any = None
 
+    @property
+    def sgt(self) -> SgTable | None:
+        """The tracked mapping. Every access is a scheduling point on the field (``READ_ONCE`` /
+        ``WRITE_ONCE``), so a driver that touches it outside the resv races visibly with the handler."""
+        v: SgTable | None = READ_ONCE(self, "_sgt")
+        return v
+
+    @sgt.setter
+    def sgt(self, value: SgTable | None) -> None:
+        WRITE_ONCE(self, "_sgt", value)
+
     # -- attachment life (resv NOT held)
+    @property
+    def one_shot(self) -> bool:
+        """Option 3's contract: map only with ``attach_and_map``, tear down with ``unmap_and_detach``."""
+        return self.contract.kills_attachment
+
     def attach_(self) -> Any:
-        """``dma_buf_dynamic_attach`` with our ops and ourselves as ``importer_priv``."""
+        """``dma_buf_dynamic_attach`` with our ops and ourselves as ``importer_priv``. Under a one-shot design
+        nothing happens here: the attachment is made together with its mapping by the first job."""
+        if self.one_shot:
+            return None
         self.attach = self.buf.attach(self.dev, self.ops, self)
         return self.attach
 
+    def attach_and_map(self) -> None:
+        """One-shot designs (resv NOT held): tear down a dead attachment once our jobs are done, then
+        ``dma_buf_attach_and_map`` a new one and record its mapping."""
+        self.teardown()
+        self.attach, self.sgt = self.buf.attach_and_map(self.dev, self.ops, self)
+
     def teardown(self) -> None:
         """Retire the last mapping and detach."""
+        if self.one_shot:
+            if self.attach is not None:
+                for f in self.jobs:
+                    f.wait()
+                sgt, self.sgt = self.sgt, None
+                a, self.attach = self.attach, None
+                a.unmap_and_detach(sgt)
+            return
         with self.buf.resv:
             sgt, self.sgt = self.sgt, None
             if sgt is not None:
@@ -230,8 +266,11 @@ class Importer:
 
     # -- the callback (resv held by the exporter)
     def move_notify(self, attach: Any) -> None:
-        """The buffer moved: retire the tracked mapping (if any; H1) -- the next job re-maps."""
+        """The buffer moved: retire the tracked mapping (if any; H1) -- the next job re-maps. One-shot
+        designs: nothing to do here, the core marked the attachment dead; the next job replaces it."""
         self.notified += 1
+        if self.one_shot:
+            return
         sgt, self.sgt = self.sgt, None
         if sgt is not None:
             self.retire(sgt)
@@ -262,25 +301,50 @@ class Importer:
             except MappingInvalidated:
                 return None  # a dead one-shot attachment: re-attach outside the lock
             # a dynamic importer waits for the KERNEL fences itself before using a mapping (H7)
-            self.buf.resv.wait(Usage.KERNEL)
-            job = make_fence()
-            self.buf.resv.reserve_fences(1)
-            self.buf.resv.add_fence(job, Usage.READ)
-            self.jobs.append(job)
-            return sgt, job
+            return sgt, self.add_job()
+
+    def reattach(self) -> None:
+        """The core refused to map a dead (one-shot) attachment: detach it and attach afresh (resv not
+        held). Option 3's contract: "after that the attachment is dead. Can't ever remap it"."""
+        with self.buf.resv:
+            sgt, self.sgt = self.sgt, None
+            if sgt is not None:
+                self.retire(sgt)
+        self.attach.detach()
+        self.attach_()
+
+    def _one_shot_submit(self) -> tuple[SgTable, Any]:
+        while True:
+            cur = self.sgt
+            if cur is None or cur.invalidated_by is not None:
+                self.attach_and_map()
+            with self.buf.resv:
+                cur = self.sgt
+                if cur is None or cur.invalidated_by is not None:
+                    continue  # killed between attach_and_map and now: replace it again
+                return cur, self.add_job()
 
     def submit(self) -> tuple[SgTable, Any]:
         """Under the resv: get the mapping, add a job fence (READ usage). Returns (mapping, fence)."""
+        if self.one_shot:
+            return self._one_shot_submit()
         got = self._locked_submit()
         if got is None:
-            self.attach.detach()
-            with self.buf.resv:
-                self.sgt = None
-            self.attach_()
+            self.reattach()
             got = self._locked_submit()
             if got is None:
                 raise OSError(errno.ENOENT, f"{self.name}: a fresh attachment was refused a mapping")
         return got
+
+    def add_job(self) -> Any:
+        """Resv held: wait for the KERNEL fences (a pending move's copy, H7), add a job fence (READ usage)
+        and return it. The job's DMA may run once the resv is unlocked; signal the fence when done."""
+        self.buf.resv.wait(Usage.KERNEL)
+        job = make_fence()
+        self.buf.resv.reserve_fences(1)
+        self.buf.resv.add_fence(job, Usage.READ)
+        self.jobs.append(job)
+        return job
 
     def read_job(self, n: int = 4) -> bytes:
         """A device job: submit, DMA-read ``n`` bytes through the mapping, signal the job's fence."""

@@ -18,7 +18,7 @@ from typing import Any
 from .. import spawn
 from ..buf import DMA_BIDIRECTIONAL, MemoryExporter
 from ..buf.core import dma_buf_unmap_attachment
-from .base import Importer, Scenario, finish, register
+from .base import Importer, Scenario, contract_of, finish, register
 
 __all__ = ["H1", "CarefulImporter", "NaiveImporter"]
 
@@ -45,6 +45,12 @@ class H1(Scenario):
     prop = "the move_notify handler is total over {unmapped, mapped, invalidated}"
     duty = "ignore notify when nothing is mapped"
     source = "Daniel Vetter 2019-06-25 (seed thread); design-hazards.md H1"
+
+    def applicable(self, policy: Any) -> str | None:
+        if contract_of(policy).kills_attachment:
+            return ("attach and map are one call (attach_and_map), so an attachment never exists without its "
+                    "mapping, and a killed one is never notified again")
+        return None
 
     def body(self, policy: str, variant: str) -> Callable[[], None]:
         cls = CarefulImporter if variant == "careful" else NaiveImporter

@@ -178,6 +178,14 @@ def _run(scn: Scenario, policy: str, variant: str, budget: Budget) -> Run:
                res.failure)
 
 
+def _broken(run: Run) -> str:
+    """A failure that is no counterexample: the scenario body is not deterministic (fix the scenario)."""
+    f = run.failure
+    if f is not None and f.kind == "nondeterminism":
+        return f"the {run.variant} body is nondeterministic: {f.message}"
+    return ""
+
+
 def verdict(scenario: Scenario | str, policy: str, budget: Budget | None = None) -> Verdict:
     """Explore ``scenario`` under ``policy`` and return the cell (see the module docstring)."""
     scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -191,9 +199,13 @@ def verdict(scenario: Scenario | str, policy: str, budget: Budget | None = None)
         return Verdict(scn.id, policy, NA, reason=why)
     try:
         naive = _run(scn, policy, "naive", budget)
+        if _broken(naive):
+            return Verdict(scn.id, policy, ERROR, reason=_broken(naive), runs=[naive])
         if naive.ok:
             return Verdict(scn.id, policy, SAFE if naive.complete else SAFE_BOUNDED, runs=[naive])
         careful = _run(scn, policy, "careful", budget)
+        if _broken(careful):
+            return Verdict(scn.id, policy, ERROR, reason=_broken(careful), runs=[naive, careful])
     except Exception as e:  # a scenario or policy bug, not a verdict: show it in the cell
         return Verdict(scn.id, policy, ERROR, reason=f"{type(e).__name__}: {e}")
     if careful.ok:
