@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import kernel as kernel  # first: the kernel layer underlies sync/, fence/ and resv
 from .errors import (
     Deadlk,
     DeadlockDetected,
@@ -27,7 +28,6 @@ from .errors import (
     NotInRuntime,
     UsageError,
 )
-from . import kernel as kernel  # first: the kernel layer underlies sync/, fence/ and resv
 from .explore import ExploreResult, Failure, explore, replay
 from .runtime import Task, rt, spawn
 

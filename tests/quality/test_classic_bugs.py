@@ -312,18 +312,17 @@ def test_nondeterminism_from_wall_time():
         box = Box()
 
         def t():
-            if time.perf_counter_ns() // 1000 % 2:
-                wr(box, 1)
-            else:
-                rd(box)
-            rd(box)
+            for _ in range(3):  # three wall-clock-dependent branches per task
+                if time.perf_counter_ns() // 1000 % 2:
+                    wr(box, 1)
+                else:
+                    rd(box)
 
-        a = dmabuf.spawn(t)
-        b = dmabuf.spawn(t)
-        a.join()
-        b.join()
+        ts = [dmabuf.spawn(t) for _ in range(3)]
+        for x in ts:
+            x.join()
 
-    for _ in range(5):  # wall time may coincide by chance; five searches practically never all agree
+    for _ in range(10):  # wall time may coincide by chance; ten searches practically never all agree
         f = dmabuf.explore(body, strategy=STRAT).failure
         if f is not None:
             assert f.kind == "nondeterminism"

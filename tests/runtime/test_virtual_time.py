@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 import dmabuf
 from dmabuf.kernel import (
     HZ,

@@ -58,6 +58,7 @@ def explore(
     database: str | os.PathLike[str] | bool | None = True,
     resume: bool = False,
     progress: bool | None = None,
+    probes: bool | None = None,
 ) -> ExploreResult:
     """Run ``body`` once per execution under the controlled runtime and search its interleavings.
 
@@ -76,6 +77,10 @@ def explore(
             ``$DMABUF_DATABASE`` or ``.dmabuf``), a directory, or ``None`` for none.
         resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C).
         progress: live progress bar (``None``: only when stderr is a terminal).
+        probes: run one seeded random execution after every 8 executions of an exhaustive search, so bugs
+            deep in a large space (reorder_N) are found early while the search stays exhaustive. ``None``:
+            on for ``dpor``. Probes are not counted in ``result.executions`` (the exhaustive search's
+            executions, e.g. exactly one per Mazurkiewicz trace) but in ``stats["probe_executions"]``.
 
     Returns:
         An :class:`ExploreResult`; ``result.failure`` is the first failure found, already shrunk, replayed
@@ -136,6 +141,12 @@ def explore(
         if resume and db is not None:
             executions = _restore_frontier(strat, db, key, notes)
         run = _Search(rt, strat, body, executions, max_executions, time_budget, t0)
+        if probes is None:
+            probes = strat.name == "dpor"
+        if probes and getattr(strat, "exhaustive", False):
+            from .strategies.extra import RandomWalk
+
+            run.probe = RandomWalk(seed)
         with progress_bar(progress, strat.name, max_executions) as bar:
             run.bar = bar
             try:
@@ -160,6 +171,8 @@ def explore(
         stats["lock_orders"] = sorted(f"{a} -> {b}" for a, outs in graph.edges.items() for b in outs)
     if run.interrupted:
         stats["interrupted"] = True
+    if run.probes:
+        stats["probe_executions"] = run.probes
     return ExploreResult(
         ok=failure is None,
         complete=run.complete and failure is None,
@@ -200,12 +213,37 @@ class _Search:
         self.frontier_len = 0
         self.classes: dict[int, int] = {}
         self.track_classes = not getattr(strat, "exhaustive", True)
+        #: random probes interleaved with an exhaustive search (see explore's ``probes``)
+        self.probe: PathStrategy | None = None
+        self.probe_every = 8
+        self.probes = 0
+
+    def _probe(self) -> bool:
+        """One seeded random execution alongside the exhaustive search; True if it failed (then recorded)."""
+        rt, probe = self.rt, self.probe
+        assert probe is not None
+        saved = rt.decider
+        rt.decider = probe
+        try:
+            probe.start()
+            outcome = rt.run(self.body)
+        finally:
+            rt.decider = saved
+        self.probes += 1
+        failed = outcome.kind not in ("ok", "pruned")
+        if failed:
+            self.failed = ([b.entry() for b in probe.decisions()], outcome)
+        probe.advance(outcome)
+        return failed
 
     def loop(self) -> None:
         rt, strat = self.rt, self.strat
         rt.step_log = [] if self.track_classes else None
         started = self.executions
         while True:
+            due = self.probe is not None and self.executions % self.probe_every == self.probe_every - 1
+            if due and self._probe():
+                return
             self.frontier_len = len(getattr(strat, "path", getattr(strat, "nodes", ())))
             strat.start()
             if rt.step_log is not None:
