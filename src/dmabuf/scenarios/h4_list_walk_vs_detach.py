@@ -59,7 +59,10 @@ class H4(Scenario):
                     exp.move("GTT")  # walks buf.attachments, calling move_notify
 
             def join_b() -> None:
-                b.attach_()
+                if b.one_shot:  # option 3: an attachment joins the list only with its mapping
+                    b.attach_and_map()
+                else:
+                    b.attach_()
                 b.teardown()
 
             t = spawn(evict, name="exporter")
