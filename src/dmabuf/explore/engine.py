@@ -104,7 +104,7 @@ def explore(
     if workers != 1:
         from .parallel import explore_parallel
 
-        return explore_parallel(
+        result: ExploreResult = explore_parallel(
             body,
             strategy,
             preemption_bound,
@@ -117,6 +117,7 @@ def explore(
             shrink,
             db,
         )
+        return result
     rt = ControlledRuntime(strat, max_steps)
     t0 = time.perf_counter()
     notes: list[str] = []

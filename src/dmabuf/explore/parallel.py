@@ -1,13 +1,241 @@
-"""``workers=N``: placeholder until the parallel search lands (kept importable for the engine)."""
+"""``workers=N``: one search split over N local processes.
+
+The work unit is a *forced prefix*: the decisions the first branches of every execution take (a list of
+replay entries, JSON-able, so a cluster backend such as Ray can ship it as it is). A unit's strategy explores
+the whole subtree under its prefix and never backtracks into it.
+
+The coordinator grows units breadth-first: it runs one execution of a unit, finds the first branch below the
+prefix, and replaces the unit by one child per alternative of that branch (the alternatives the strategy
+itself would try: under a preemption bound, only those within it), until there are about ``4 * workers`` units.
+Workers take units from a shared queue as they finish (``imap_unordered``: the idle worker steals the next
+unit), so a large subtree does not leave the other processes idle.
+
+* ``dfs``: the units partition the tree exactly, so the executions are the same set as with ``workers=1``.
+* ``dpor``: the top levels are split without reduction (every enabled task), and DPOR runs below: the search
+  is as sound as sequential DPOR but may run more executions (the split levels lose their sleep sets).
+* ``random`` / ``pct``: worker ``i`` runs its share of the executions with seed ``seed * 1000003 + i``.
+
+Bodies reach the worker processes through ``fork`` (no pickling), so closures work.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
+from ..runtime import activate, deactivate
+from ..runtime.controlled import ControlledRuntime, Outcome
+from .database import FailureDatabase, body_key
+from .failure import ExploreResult
+from .schedule import Entry
 
 __all__ = ["explore_parallel"]
 
+#: set in the parent before forking; read by the workers
+_JOB: dict[str, Any] = {}
 
-def explore_parallel(*args: Any) -> Any:
-    raise UsageError("workers > 1 is not available yet; run with workers=1")
+
+def _make(strategy: str, bound: int | None, seed: int, depth: int | None, forced: list[Entry]) -> Any:
+    from .engine import _make_strategy
+
+    strat = _make_strategy(strategy, bound, seed, depth=depth)
+    strat.forced = list(forced)
+    return strat
+
+
+def _alternatives(strat: Any, index: int) -> list[Entry]:
+    """The alternatives the strategy would explore at real branch ``index`` of the last execution."""
+    decisions = strat.decisions()
+    if index >= len(decisions):
+        return []
+    b = decisions[index]
+    if b.kind == "c":
+        return [Entry("c", v, b.n) for v in range(b.n)]
+    bound = getattr(strat, "bound", None)
+    if hasattr(b, "alternatives"):  # DFS branch: ids by option index
+        out = []
+        for i in b.alternatives():
+            if bound is None or b.cur < 0 or i == b.cur or b.pre + 1 <= bound:
+                out.append(Entry("t", b.tids[i]))
+        return out
+    out = []
+    for tid in b.tids:  # DPOR node: task ids
+        if bound is None or b.cur < 0 or tid == b.cur or b.pre + 1 <= bound:
+            out.append(Entry("t", tid))
+    return out
+
+
+def _one(body: Callable[[], Any], strat: Any, max_steps: int) -> Outcome:
+    rt = ControlledRuntime(strat, max_steps)
+    activate(rt)
+    try:
+        strat.start()
+        return rt.run(body)
+    finally:
+        deactivate(rt)
+
+
+def _expand(
+    body: Callable[[], Any],
+    strategy: str,
+    bound: int | None,
+    seed: int,
+    depth: int | None,
+    max_steps: int,
+    target: int,
+) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None]:
+    units: list[list[Entry]] = [[]]
+    leaves: list[list[Entry]] = []
+    for _ in range(12):
+        if len(units) + len(leaves) >= target or not units:
+            break
+        grown: list[list[Entry]] = []
+        for u in units:
+            strat = _make(strategy, bound, seed, depth, u)
+            o = _one(body, strat, max_steps)
+            if o.kind not in ("ok", "pruned"):
+                return [], ([b.entry() for b in strat.decisions()], o.kind)
+            alts = _alternatives(strat, len(u))
+            if not alts:
+                leaves.append(u)
+                continue
+            grown.extend([*u, a] for a in alts)
+        units = grown
+    return units + leaves, None
+
+
+def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
+    job = _JOB
+    forced = [Entry(*e) for e in unit]
+    strat = _make(job["strategy"], job["bound"], job["seed"], job["depth"], forced)
+    rt = ControlledRuntime(strat, job["max_steps"])
+    limit = job["unit_limit"]
+    executions = 0
+    activate(rt)
+    try:
+        while True:
+            strat.start()
+            o = rt.run(job["body"])
+            if o.kind == "pruned":
+                if not strat.advance(o):
+                    break
+                continue
+            executions += 1
+            if not o.ok:
+                return executions, [list(b.entry()) for b in strat.decisions()], o.kind
+            if not strat.advance(o) or (limit is not None and executions >= limit):
+                break
+    finally:
+        deactivate(rt)
+    return executions, None, "ok"
+
+
+def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
+    job = _JOB
+    strat = _make(job["strategy"], job["bound"], job["seed"] * 1000003 + i, job["depth"], [])
+    rt = ControlledRuntime(strat, job["max_steps"])
+    executions = 0
+    deadline = None if job["time_budget"] is None else time.perf_counter() + job["time_budget"]
+    activate(rt)
+    try:
+        while executions < job["unit_limit"] and (deadline is None or time.perf_counter() < deadline):
+            strat.start()
+            o = rt.run(job["body"])
+            executions += 1
+            if not o.ok:
+                return executions, [list(b.entry()) for b in strat.decisions()], o.kind
+            strat.advance(o)
+    finally:
+        deactivate(rt)
+    return executions, None, "ok"
+
+
+def explore_parallel(
+    body: Callable[[], Any],
+    strategy: str,
+    bound: int | None,
+    max_executions: int | None,
+    time_budget: float | None,
+    seed: int,
+    workers: int,
+    max_steps: int,
+    depth: int | None,
+    shrink: bool,
+    db: FailureDatabase | None,
+) -> ExploreResult:
+    """The ``workers > 1`` path of :func:`dmabuf.explore` (see the module docstring)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise UsageError("workers > 1 needs the 'fork' start method (Linux); run with workers=1")
+    t0 = time.perf_counter()
+    exhaustive = strategy in ("dfs", "dpor")
+    if not exhaustive and max_executions is None and time_budget is None:
+        raise UsageError(f"strategy {strategy!r} with workers > 1 needs max_executions or time_budget")
+    failed: tuple[list[Entry], str] | None = None
+    executions = 0
+    complete = False
+    if exhaustive:
+        units, failed = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
+        work: list[Any] = [[list(e) for e in u] for u in units]
+        fn: Callable[[Any], tuple[int, list[list[Any]] | None, str]] = _run_unit
+        unit_limit = max_executions
+    else:
+        work = list(range(workers))
+        fn = _run_seeded
+        unit_limit = -(-(max_executions or 10**12) // workers)
+    if failed is None:
+        _JOB.clear()
+        _JOB.update(
+            body=body,
+            strategy=strategy,
+            bound=bound,
+            seed=seed,
+            depth=depth,
+            max_steps=max_steps,
+            unit_limit=unit_limit,
+            time_budget=time_budget,
+        )
+        ctx = multiprocessing.get_context("fork")
+        pool = ctx.Pool(workers)
+        try:
+            stopped = False
+            for n, entries, kind in pool.imap_unordered(fn, work):
+                executions += n
+                if entries is not None:
+                    failed = ([Entry(*e) for e in entries], kind)
+                    stopped = True
+                    break
+                if max_executions is not None and executions >= max_executions:
+                    stopped = True
+                    break
+                if time_budget is not None and time.perf_counter() - t0 > time_budget:
+                    stopped = True
+                    break
+            complete = exhaustive and not stopped
+        finally:
+            pool.terminate()
+            pool.join()
+            _JOB.clear()
+    failure = None
+    if failed is not None:
+        from .engine import _build_failure, _make_strategy
+
+        rt = ControlledRuntime(_make_strategy(strategy, bound, seed, depth=depth), max_steps)
+        activate(rt)
+        try:
+            failure = _build_failure(rt, body, failed[0], Outcome(failed[1]), shrink)
+        finally:
+            deactivate(rt)
+        if db is not None and failure.kind != "nondeterminism":
+            db.save(body_key(body), failure.kind, failure.schedule)
+    return ExploreResult(
+        ok=failure is None,
+        complete=complete and failure is None,
+        executions=executions,
+        failure=failure,
+        strategy=strategy,
+        elapsed=time.perf_counter() - t0,
+        stats={"workers": workers, "units": len(work) if failed is None or exhaustive else 0},
+    )

@@ -62,6 +62,8 @@ class PathStrategy:
     def __init__(self) -> None:
         self.path: list[Branch] = []
         self.pos = 0
+        #: decisions the first branches must take (a work unit of a parallel search); never backtracked
+        self.forced: list[Entry] = []
 
     # ---------------------------------------------------------------- hooks
     def first_choice(self, b: Branch) -> int:
@@ -100,7 +102,10 @@ class PathStrategy:
                     cur_idx = i
                     break
         b = Branch("t", tuple(t.id for t in options), len(options), cur_idx, rt.preemptions, 0)
-        b.chosen = self.first_choice(b)
+        if pos < len(self.forced):
+            b.chosen = self._forced_index(rt, pos, b, options)
+        else:
+            b.chosen = self.first_choice(b)
         b.op = options[b.chosen].op
         path.append(b)
         return b.chosen
@@ -115,9 +120,22 @@ class PathStrategy:
                 self._diverged(rt, pos, b, None, n)
             return b.chosen
         b = Branch("c", (), n, -1, rt.preemptions, 0)
-        b.chosen = self.first_choice(b)
+        if pos < len(self.forced):
+            e = self.forced[pos]
+            if e.kind != "c" or not 0 <= e.value < n:
+                rt.abort(Outcome("nondeterminism", f"work unit prefix does not fit: branch {pos + 1}"))
+            b.chosen = e.value
+        else:
+            b.chosen = self.first_choice(b)
         path.append(b)
         return b.chosen
+
+    def _forced_index(self, rt: ControlledRuntime, pos: int, b: Branch, options: Sequence[Task]) -> int:
+        e = self.forced[pos]
+        for i, t in enumerate(options):
+            if e.kind == "t" and t.id == e.value:
+                return i
+        rt.abort(Outcome("nondeterminism", f"work unit prefix does not fit: branch {pos + 1}"))
 
     def _diverged(
         self, rt: ControlledRuntime, pos: int, b: Branch, options: Sequence[Task] | None, n: int = 0

@@ -31,7 +31,8 @@ class DFS(PathStrategy):
     def advance(self, outcome: Outcome) -> bool:
         path = self.path
         del path[self.pos :]  # branches after the end of this execution (aborted early) are stale
-        while path:
+        floor = len(self.forced)
+        while len(path) > floor:
             b = path[-1]
             order = b.alternatives()
             k = b.k + 1

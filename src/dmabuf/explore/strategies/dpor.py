@@ -46,7 +46,7 @@ __all__ = ["DPOR"]
 class _Node:
     """A node of the DPOR tree: the state before one step (``kind == "t"``) or a data choice (``"c"``)."""
 
-    __slots__ = ("backtrack", "chosen", "cur", "done", "kind", "n", "op", "pre", "sleep", "tids")
+    __slots__ = ("backtrack", "chosen", "cur", "done", "fixed", "kind", "n", "op", "pre", "sleep", "tids")
 
     def __init__(self, kind: str, tids: tuple[int, ...], n: int, cur: int, pre: int) -> None:
         self.kind = kind
@@ -59,6 +59,7 @@ class _Node:
         self.backtrack: set[int] = set()
         self.done: set[int] = set()
         self.sleep: frozenset[int] = frozenset()
+        self.fixed = False  # part of a work unit's forced prefix: never backtracked
 
     def entry(self) -> Entry:
         if self.kind == "c":
@@ -106,9 +107,13 @@ class DPOR:
         self._disabled_since: dict[int, int] = {}
         self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "races": 0}
         self._pruned = False
+        #: decisions the first real branches must take (a work unit of a parallel search)
+        self.forced: list[Entry] = []
+        self._fpos = 0
 
     # ------------------------------------------------------------------ execution
     def start(self) -> None:
+        self._fpos = 0
         self.pos = 0
         self.events = []
         self.sleep = set()
@@ -143,11 +148,25 @@ class DPOR:
             if node.op and options[idx].op != node.op:
                 self._diverged(rt, pos, node, options)
             node.op = options[idx].op
+            if node.fixed:
+                self._fpos += 1
             sleep = set(node.sleep) | node.done
         else:
             cur_id = cur.id if cur is not None and cur.id in en else -1
             node = _Node("t", tuple(ids), len(ids), cur_id, rt.preemptions)
             node.sleep = frozenset(self.sleep)
+            if len(ids) > 1 and self._fpos < len(self.forced):
+                e = self.forced[self._fpos]
+                self._fpos += 1
+                if e.kind != "t" or e.value not in en:
+                    self._diverged(rt, pos, node, options)
+                node.fixed = True
+                node.chosen = e.value
+                node.backtrack.add(e.value)
+                idx = ids.index(e.value)
+                node.op = options[idx].op
+                nodes.append(node)
+                return self._finish_step(rt, options, idx, pos, en, set(self.sleep))
             awake = [i for i in ids if i not in self.sleep]
             if not awake:
                 nodes.append(node)
@@ -165,6 +184,17 @@ class DPOR:
             node.op = options[idx].op
             nodes.append(node)
             sleep = set(self.sleep)
+        return self._finish_step(rt, options, idx, pos, en, sleep)
+
+    def _finish_step(
+        self,
+        rt: ControlledRuntime,
+        options: Sequence[Task],
+        idx: int,
+        pos: int,
+        en: set[int],
+        sleep: set[int],
+    ) -> int:
         chosen = options[idx]
         # sleep set of the child: sleepers whose pending event is independent of the chosen one
         if sleep:
@@ -201,11 +231,20 @@ class DPOR:
             node = self.nodes[pos]
             if node.kind != "c" or node.n != n:
                 self._diverged(rt, pos, node, None, n)
+            if node.fixed:
+                self._fpos += 1
             return node.chosen
         node = _Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
+        if self._fpos < len(self.forced):
+            e = self.forced[self._fpos]
+            self._fpos += 1
+            if e.kind != "c" or not 0 <= e.value < n:
+                self._diverged(rt, pos, node, None, n)
+            node.chosen = e.value
+            node.fixed = True
         self.nodes.append(node)
-        return 0
+        return node.chosen
 
     def _diverged(
         self, rt: ControlledRuntime, pos: int, node: _Node, options: Sequence[Task] | None, n: int = 0
@@ -279,6 +318,8 @@ class DPOR:
         nodes = self.nodes
         while nodes:
             node = nodes[-1]
+            if node.fixed:
+                return False  # the rest of the tree belongs to other work units
             if node.kind == "c":
                 if node.chosen + 1 < node.n:
                     node.chosen += 1
@@ -386,8 +427,8 @@ class DPOR:
         self.stats["races"] += 1
         ei = events[i]
         node = self.nodes[ei.node] if ei.node < len(self.nodes) else None
-        if node is None or node.kind != "t":
-            return
+        if node is None or node.kind != "t" or node.fixed:
+            return  # forced prefix nodes: their alternatives are other work units
         ti = ei.tid
         ci = ei.vc[ti]
         # v = events after i (steps) that do not happen after i, then j; initials = tasks whose first event
