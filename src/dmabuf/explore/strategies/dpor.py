@@ -110,11 +110,15 @@ class DPOR:
         #: decisions the first real branches must take (a work unit of a parallel search)
         self.forced: list[Entry] = []
         self._fpos = 0
+        self._fresh_from = 0
 
     # ------------------------------------------------------------------ execution
     def start(self) -> None:
         self._fpos = 0
         self.pos = 0
+        # nodes before the last one are replayed unchanged: the races of their events were already
+        # processed by the execution that created them (the last node's choice was just changed)
+        self._fresh_from = max(0, len(self.nodes) - 1)
         self.events = []
         self.sleep = set()
         self._disabled_since = {}
@@ -350,6 +354,7 @@ class DPOR:
         keys: dict[int, Any] = {}
         steps: list[int] = []
         last_ev: dict[int, int] = {}
+        fresh = self._fresh_from
         for j, ev in enumerate(events):
             if ev.kind == "spawn":
                 clock[ev.other] = list(clock.get(ev.tid, zero))
@@ -377,10 +382,10 @@ class DPOR:
             vc[q] = pred[q] + 1
             ev.vc = vc
             clock[q] = vc
-            # races: scan the object's history backwards
+            # races: scan the object's history backwards (only for events new in this execution)
             prev = last_ev.get(q, -1)
             last_ev[q] = j
-            for i in reversed(h):
+            for i in reversed(h) if ev.node >= fresh else ():
                 ei = events[i]
                 if ei.tid == q or not _conflict(ei.access, ei.obj, ev.access, ev.obj):
                     continue
@@ -464,6 +469,4 @@ class DPOR:
 
 
 def _join(a: list[int], b: list[int]) -> None:
-    for k in range(min(len(a), len(b))):
-        if b[k] > a[k]:
-            a[k] = b[k]
+    a[: len(b)] = [x if x > y else y for x, y in zip(a, b)]
