@@ -837,7 +837,13 @@ def _unmap_dma_buf(attach: DmaBufAttachment, sgt: SgTable, direction: int, by: s
     buf = attach._buf()
     buf.policy.on_unmap(attach, sgt)
     _ops(buf).unmap_dma_buf(attach, sgt, direction)
-    buf.policy.mark_unmapped(sgt, f"{by} in task {rt().current().name!r}")
+    # the IOMMU entries of the table's pages go: a WRITE point per page, so DPOR orders an unmap against the
+    # device's accesses through the table (READ points on the same pages) -- without it, DMA racing with an
+    # unmap of pages that stay allocated (H6) would look independent and never be explored
+    r = rt()
+    for p in sgt.pages:
+        r.point("unmap_page", p, WRITE)
+    buf.policy.mark_unmapped(sgt, f"{by} in task {r.current().name!r}")
 
 
 def _pin_on_map(buf: DmaBuf) -> bool:
