@@ -148,12 +148,9 @@ class H8(Scenario):
             with exp.buf.resv:  # move #1 -> notify: S1 invalidated, its unmap deferred to the next job
                 exp.move("GTT")
 
-            def evict() -> None:  # move #2, at any time -- maybe before the importer re-mapped
-                with exp.buf.resv:
-                    exp.move("VRAM")
-
-            t = spawn(evict, name="exporter")
-            imp.read_job()  # the next job: deferred teardown of what was invalidated, then re-map
+            t = spawn(imp.read_job, name="importer")  # the next job: deferred teardown, then re-map
+            with exp.buf.resv:  # move #2, at any time -- maybe before the importer re-mapped
+                exp.move("VRAM")
             t.join()
             imp.teardown()
             finish(exp)
