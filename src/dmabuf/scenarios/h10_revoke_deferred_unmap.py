@@ -102,7 +102,7 @@ class NaiveImporter(Importer):
             self.teardown()
             return
         with self.buf.resv:
-            if sgt.unmapped_by is None:
+            if sgt is not None and sgt.unmapped_by is None:
                 self.attach.unmap(sgt)
 
     def join_worker(self) -> None:

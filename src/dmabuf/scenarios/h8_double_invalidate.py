@@ -46,7 +46,7 @@ class NaiveImporter(Importer):
         #: (attachment, mapping) pairs scheduled for teardown after our jobs' fences
         self.doomed: list[tuple[Any, SgTable | None]] = []
         #: option 3: the table of each one-shot attachment we made
-        self.one_shot_sgt: dict[Any, SgTable] = {}
+        self.one_shot_sgt: dict[Any, SgTable | None] = {}
 
     # -- the callback (resv held)
     def move_notify(self, attach: Any) -> None:
