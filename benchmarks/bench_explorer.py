@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import dmabuf
-from dmabuf.kernel import Mutex
-from dmabuf.runtime import READ, WRITE, rt
+from dmabuf.examples.classic import locked_family
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,25 +60,7 @@ class Box:
         self.v = 0
 
 
-def locked(n: int, k: int) -> Callable[[], None]:
-    def body() -> None:
-        box = Box()
-        m = Mutex()
-
-        def w() -> None:
-            for _ in range(k):
-                with m:
-                    rt().point("read", box, READ)
-                    x = box.v
-                    rt().point("write", box, WRITE)
-                    box.v = x + 1
-
-        ts = [dmabuf.spawn(w) for _ in range(n)]
-        for t in ts:
-            t.join()
-        assert box.v == n * k
-
-    return body
+locked = locked_family  # the shared body of the locked N x K family
 
 
 def ideal(n: int, k: int) -> int:

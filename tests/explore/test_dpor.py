@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dmabuf
+from dmabuf.examples.classic import locked_family
 from dmabuf.kernel import Mutex
 from dmabuf.runtime import READ, WRITE, rt
 
@@ -14,27 +15,6 @@ from dmabuf.runtime import READ, WRITE, rt
 class Box:
     def __init__(self):
         self.v = 0
-
-
-def locked_family(n, k):
-    def body():
-        box = Box()
-        m = Mutex()
-
-        def w():
-            for _ in range(k):
-                with m:
-                    rt().point("read", box, READ)
-                    x = box.v
-                    rt().point("write", box, WRITE)
-                    box.v = x + 1
-
-        ts = [dmabuf.spawn(w) for _ in range(n)]
-        for t in ts:
-            t.join()
-        assert box.v == n * k
-
-    return body
 
 
 def orders(n, k):
@@ -152,8 +132,8 @@ def test_dpor_agrees_with_dfs(program):
     dpor_out: set = set()
     dfs = dmabuf.explore(build(program, dfs_out), strategy="dfs", max_executions=20_000)
     dpor = dmabuf.explore(build(program, dpor_out), strategy="dpor")
-    if not dfs.complete and dfs.ok:
-        return  # too big to enumerate: nothing to compare against
+    if dfs.executions >= 20_000:
+        return  # too big to enumerate (a lock-order report after a capped search says nothing either)
     assert (dfs.failure is None) == (dpor.failure is None), (dfs.failure, dpor.failure)
     if dfs.failure is not None:
         assert dfs.failure.kind == dpor.failure.kind

@@ -4,34 +4,13 @@ import pytest
 
 import dmabuf
 from dmabuf.errors import UsageError
+from dmabuf.examples.classic import locked_family
 from dmabuf.kernel import Mutex
-from dmabuf.runtime import READ, WRITE, rt
 
 
 class Box:
     def __init__(self):
         self.v = 0
-
-
-def locked(n, k):
-    def body():
-        box = Box()
-        m = Mutex()
-
-        def w():
-            for _ in range(k):
-                with m:
-                    rt().point("read", box, READ)
-                    x = box.v
-                    rt().point("write", box, WRITE)
-                    box.v = x + 1
-
-        ts = [dmabuf.spawn(w) for _ in range(n)]
-        for t in ts:
-            t.join()
-        assert box.v == n * k
-
-    return body
 
 
 def abba():
@@ -52,15 +31,15 @@ def abba():
 
 @pytest.mark.parametrize("n,k", [(3, 2), (2, 3)])
 def test_dfs_workers_cover_the_same_executions(n, k):
-    one = dmabuf.explore(locked(n, k), strategy="dfs", database=None)
-    two = dmabuf.explore(locked(n, k), strategy="dfs", workers=2, database=None)
+    one = dmabuf.explore(locked_family(n, k), strategy="dfs", database=None)
+    two = dmabuf.explore(locked_family(n, k), strategy="dfs", workers=2, database=None)
     assert two.ok and two.complete and two.executions == one.executions
     assert two.stats["units"] >= 2
 
 
 def test_dpor_workers_stay_exhaustive():
-    one = dmabuf.explore(locked(3, 2), database=None, probes=False)
-    two = dmabuf.explore(locked(3, 2), workers=2, database=None)
+    one = dmabuf.explore(locked_family(3, 2), database=None, probes=False)
+    two = dmabuf.explore(locked_family(3, 2), workers=2, database=None)
     assert two.ok and two.complete and two.executions >= one.executions == 90
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import InvalidArgument
 
-__all__ = ["LOCAL", "READ", "RELEASE", "WRITE", "Runtime", "Task", "holders_of"]
+__all__ = ["LOCAL", "READ", "RELEASE", "WRITE", "Runtime", "Task", "describe_wait", "holders_of"]
 
 #: Access kind of a scheduling point that only observes the object.
 READ = "read"
@@ -146,6 +146,18 @@ def holders_of(obj: object) -> list[Task]:
         return []
     result: list[Task] = h()
     return result
+
+
+def describe_wait(t: Task, name_of: Callable[[object], str]) -> str:
+    """One clause of a deadlock report: what ``t`` waits for and who holds it."""
+    name = name_of(t.obj)
+    all_holders = holders_of(t.obj)
+    holders = [h for h in all_holders if h is not t]
+    if t in all_holders and not holders:
+        return f"{t.name} waits to {t.op} {name}, which it holds itself (self-deadlock)"
+    if holders:
+        return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
+    return f"{t.name} waits to {t.op} {name} (no task will make it ready)"
 
 
 class Runtime(ABC):

@@ -35,7 +35,7 @@ from typing import Any, NoReturn, Protocol
 from greenlet import getcurrent, greenlet
 
 from ..errors import InternalError, InvalidArgument, KernelWarning, TaskKilled
-from ._api import LOCAL, WRITE, Ready, Runtime, Task, holders_of
+from ._api import LOCAL, WRITE, Ready, Runtime, Task, describe_wait, holders_of
 from ._labels import Labeler
 from ._trace import TraceEvent
 
@@ -491,14 +491,8 @@ class ControlledRuntime(Runtime):
         self.trace.append(TraceEvent(self.steps, t.name, t.op, self.labeler.name(t.obj), t.access, ""))
 
     def describe_wait(self, t: Task) -> str:
-        name = self.labeler.name(t.obj)
-        all_holders = holders_of(t.obj)
-        holders = [h for h in all_holders if h is not t]
-        if t in all_holders and not holders:
-            return f"{t.name} waits to {t.op} {name}, which it holds itself (self-deadlock)"
-        if holders:
-            return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
-        return f"{t.name} waits to {t.op} {name} (no task will make it ready)"
+        """What ``t`` waits for and who holds it (for deadlock reports)."""
+        return describe_wait(t, self.labeler.name)
 
     def _deadlock_outcome(self) -> Outcome:
         blocked = [t for t in self._live if t.at_point]

@@ -26,7 +26,7 @@ from ..errors import (
     LeakDetected,
     TaskKilled,
 )
-from ._api import WRITE, Ready, Runtime, Task
+from ._api import WRITE, Ready, Runtime, Task, describe_wait
 from ._labels import Labeler
 
 __all__ = ["ThreadRuntime"]
@@ -274,16 +274,7 @@ class ThreadRuntime(Runtime):
         self._fail(DeadlockDetected("deadlock: " + what + "; ".join(waits) + "."))
 
     def _describe(self, t: Task) -> str:
-        from ._api import holders_of
-
-        all_holders = holders_of(t.obj)
-        holders = [h for h in all_holders if h is not t]
-        name = self.labeler.name(t.obj)
-        if t in all_holders and not holders:
-            return f"{t.name} waits to {t.op} {name}, which it holds itself (self-deadlock)"
-        if holders:
-            return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
-        return f"{t.name} waits to {t.op} {name} (no task will make it ready)"
+        return describe_wait(t, self.labeler.name)
 
     def now_ns(self) -> int:
         return time.monotonic_ns() - self._t0
