@@ -61,6 +61,8 @@ __all__ = [
     "VmAreaStruct",
     "close_fd",
     "dma_buf_attach",
+    # option 3 of the 2019 thread (one-shot attachments); not in mainline
+    "dma_buf_attach_and_map",
     "dma_buf_attachment_is_dynamic",
     "dma_buf_begin_cpu_access",
     "dma_buf_detach",
@@ -76,6 +78,7 @@ __all__ = [
     "dma_buf_move_notify",
     "dma_buf_pin",
     "dma_buf_put",
+    "dma_buf_unmap_and_detach",
     "dma_buf_unmap_attachment",
     "dma_buf_unmap_attachment_unlocked",
     "dma_buf_unpin",
@@ -84,7 +87,4 @@ __all__ = [
     "dma_buf_vunmap",
     "dma_buf_vunmap_unlocked",
     "get_dma_buf",
-    # option 3 of the 2019 thread (one-shot attachments); not in mainline
-    "dma_buf_attach_and_map",
-    "dma_buf_unmap_and_detach",
 ]

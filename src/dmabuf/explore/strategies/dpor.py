@@ -469,4 +469,4 @@ class DPOR:
 
 
 def _join(a: list[int], b: list[int]) -> None:
-    a[: len(b)] = [x if x > y else y for x, y in zip(a, b)]
+    a[: len(b)] = [x if x > y else y for x, y in zip(a, b, strict=False)]
