@@ -525,39 +525,44 @@ class WWMutex:
 
     def _set_context(self, ctx: WWAcquireCtx) -> None:
         """``ww_mutex_lock_acquired``: the debug checks, then account the lock to ``ctx``."""
-        WARN(
-            self.ctx is not None,
-            f"{lockdep.class_of(self)} still has acquire context stamp {self.ctx.stamp if self.ctx else 0}: "
-            "it was released without ww_mutex_unlock",
-            "ww_mutex: released without ww_mutex_unlock",
-        )
-        WARN(
-            ctx.done_acquire,
-            f"ww_mutex_lock of {lockdep.class_of(self)} under context stamp {ctx.stamp} after "
-            "ww_acquire_done (or ww_acquire_fini); take every lock before declaring the acquire phase done",
-            "ww_mutex: lock after acquire_done",
-        )
+        if self.ctx is not None:
+            WARN(
+                True,
+                f"{lockdep.class_of(self)} still has acquire context stamp {self.ctx.stamp if self.ctx else 0}: "
+                "it was released without ww_mutex_unlock",
+                "ww_mutex: released without ww_mutex_unlock",
+            )
+        if ctx.done_acquire:
+            WARN(
+                True,
+                f"ww_mutex_lock of {lockdep.class_of(self)} under context stamp {ctx.stamp} after "
+                "ww_acquire_done (or ww_acquire_fini); take every lock before declaring the acquire phase done",
+                "ww_mutex: lock after acquire_done",
+            )
         if ctx.contending_lock is not None:
-            WARN(
-                ctx.contending_lock is not self,
-                f"after -EDEADLK on {lockdep.class_of(ctx.contending_lock)} context stamp {ctx.stamp} locked "
-                f"a different lock ({lockdep.class_of(self)}); lock the contended lock first with "
-                "ww_mutex_lock_slow",
-                "ww_mutex: wrong lock after -EDEADLK",
-            )
-            WARN(
-                ctx.acquired > 0,
-                f"after -EDEADLK context stamp {ctx.stamp} locked again while still holding "
-                f"{ctx.acquired} lock(s); unlock everything before ww_mutex_lock_slow",
-                "ww_mutex: locks held after -EDEADLK",
-            )
+            if ctx.contending_lock is not self:
+                WARN(
+                    True,
+                    f"after -EDEADLK on {lockdep.class_of(ctx.contending_lock)} context stamp {ctx.stamp} locked "
+                    f"a different lock ({lockdep.class_of(self)}); lock the contended lock first with "
+                    "ww_mutex_lock_slow",
+                    "ww_mutex: wrong lock after -EDEADLK",
+                )
+            if ctx.acquired > 0:
+                WARN(
+                    True,
+                    f"after -EDEADLK context stamp {ctx.stamp} locked again while still holding "
+                    f"{ctx.acquired} lock(s); unlock everything before ww_mutex_lock_slow",
+                    "ww_mutex: locks held after -EDEADLK",
+                )
             ctx.contending_lock = None
-        WARN(
-            ctx.ww_class is not self.ww_class,
-            f"ww_mutex {lockdep.class_of(self)} locked with an acquire context of class "
-            f"{ctx.ww_class.name if ctx.ww_class else None}; one context only takes locks of its own class",
-            "ww_mutex: context of another class",
-        )
+        if ctx.ww_class is not self.ww_class:
+            WARN(
+                True,
+                f"ww_mutex {lockdep.class_of(self)} locked with an acquire context of class "
+                f"{ctx.ww_class.name if ctx.ww_class else None}; one context only takes locks of its own class",
+                "ww_mutex: context of another class",
+            )
         ctx.acquired += 1
         self.ctx = ctx
         ctx._locks.append(self)
@@ -566,12 +571,13 @@ class WWMutex:
         """``__ww_mutex_unlock`` + ``mutex_unlock`` (the caller checked ownership)."""
         c = self.ctx
         if c is not None:
-            WARN(
-                not c.acquired,
-                f"ww_mutex_unlock of {lockdep.class_of(self)}: its context stamp {c.stamp} has no lock "
-                "accounted",
-                "ww_mutex: unlock with acquired == 0",
-            )
+            if not c.acquired:
+                WARN(
+                    True,
+                    f"ww_mutex_unlock of {lockdep.class_of(self)}: its context stamp {c.stamp} has no lock "
+                    "accounted",
+                    "ww_mutex: unlock with acquired == 0",
+                )
             if c.acquired > 0:
                 c.acquired -= 1
             for i in range(len(c._locks) - 1, -1, -1):
