@@ -111,6 +111,7 @@ class DPOR:
         self.forced: list[Entry] = []
         self._fpos = 0
         self._fresh_from = 0
+        self._spawned_at: dict[int, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ execution
     def start(self) -> None:
@@ -345,6 +346,8 @@ class DPOR:
     def _analyse(self) -> None:
         """Vector clocks over the events of the execution, then a source-set update for every race."""
         events = self.events
+        #: child task id -> (index of its spawn event, parent task id)
+        self._spawned_at = {e.other: (k, e.tid) for k, e in enumerate(events) if e.kind == "spawn"}
         ntask = 1 + max((max(e.tid, e.other) for e in events), default=0)
         zero = [0] * ntask
         clock: dict[int, list[int]] = {}
@@ -458,6 +461,14 @@ class DPOR:
                     break
             if first:
                 initials.append(ek.tid)
+        # a task spawned after i did not exist at node i: the reversal starts with the task that spawns it
+        spawned_at = self._spawned_at
+        subst = []
+        for p in initials:
+            while spawned_at.get(p, (-1, -1))[0] > i:
+                p = spawned_at[p][1]
+            subst.append(p)
+        initials = subst
         if any(p in node.backtrack or p in node.sleep for p in initials):
             return
         for p in initials:
