@@ -85,13 +85,18 @@ OPS = st.recursive(
     max_leaves=4,
 )
 PROGRAMS = st.lists(st.lists(OPS, min_size=1, max_size=3), min_size=2, max_size=3)
+# tasks that spawn a child mid-run (the child's steps start only after some of the parent's)
+NESTED = st.lists(
+    st.one_of(OPS, st.tuples(st.just("spawn"), st.lists(OPS, min_size=1, max_size=2))), min_size=1, max_size=3
+)
+PROGRAMS_WITH_SPAWNS = st.lists(NESTED, min_size=2, max_size=2)
 
 
 def build(program, outcomes):
     def body():
         vars_ = [Box() for _ in range(3)]
         locks = [Mutex(name="L0"), Mutex(name="L1")]
-        logs = [[] for _ in program]
+        logs = {i: [] for i in range(len(program))}
 
         def run_ops(tid, ops):
             for op in ops:
@@ -100,23 +105,35 @@ def build(program, outcomes):
                     logs[tid].append(vars_[op[1]].v)
                 elif op[0] == "w":
                     rt().point("write", vars_[op[1]], WRITE)
-                    vars_[op[1]].v = vars_[op[1]].v * 3 + tid + 1
+                    vars_[op[1]].v = vars_[op[1]].v * 3 + sum(map(ord, str(tid)))
                 elif op[0] == "choose":
                     logs[tid].append(("c", dmabuf.choose(2)))
+                elif op[0] == "spawn":
+                    # the child's log is named after its parent and position: appending to a shared Python
+                    # list here would be a race the model cannot see (no scheduling point)
+                    child = f"{tid}.{len(logs[tid])}"
+                    logs[tid].append(("spawned", child))
+                    logs[child] = []
+                    children.append(dmabuf.spawn(run_ops, child, op[1]))
                 else:
                     with locks[op[1]]:
                         run_ops(tid, op[2])
 
+        children: list = []
         ts = [dmabuf.spawn(run_ops, i, ops) for i, ops in enumerate(program)]
         for t in ts:
             t.join()
-        outcomes.add((tuple(v.v for v in vars_), tuple(tuple(lg) for lg in logs)))
+        for t in children:
+            t.join()
+        outcomes.add((tuple(v.v for v in vars_), tuple(sorted((str(k), tuple(v)) for k, v in logs.items()))))
 
     return body
 
 
 def holds_lock_twice(ops, held=()):
     for op in ops:
+        if op[0] == "spawn" and holds_lock_twice(op[1]):
+            return True
         if op[0] == "locked":
             if op[1] in held or holds_lock_twice(op[2], (*held, op[1])):
                 return True
@@ -126,6 +143,16 @@ def holds_lock_twice(ops, held=()):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS)
 def test_dpor_agrees_with_dfs(program):
+    check_agreement(program)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAMS_WITH_SPAWNS)
+def test_dpor_agrees_with_dfs_when_tasks_spawn_mid_run(program):
+    check_agreement(program)
+
+
+def check_agreement(program):
     if any(holds_lock_twice(ops) for ops in program):
         return  # recursive locking of one mutex: a lockdep warning in both, nothing to compare
     dfs_out: set = set()

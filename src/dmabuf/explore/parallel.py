@@ -153,6 +153,62 @@ def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
     return executions, None, "ok"
 
 
+def _worker(counter: Any, results: Any) -> None:
+    """A worker process: take the next unit index from the shared counter (work stealing), run it, report."""
+    work, fn = _JOB["work"], _JOB["fn"]
+    while True:
+        with counter.get_lock():
+            k = counter.value
+            counter.value = k + 1
+        if k >= len(work):
+            results.put(None)
+            return
+        results.put(fn(work[k]))
+
+
+def _run_workers(
+    workers: int, max_executions: int | None, time_budget: float | None, t0: float
+) -> tuple[int, tuple[list[Entry], str] | None, bool]:
+    """Fork the workers (they inherit ``_JOB``), collect results, stop early on a failure or a budget, and
+    kill whatever still runs. Returns (executions, failure, stopped early)."""
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("i", 0)
+    results = ctx.SimpleQueue()
+    procs = [ctx.Process(target=_worker, args=(counter, results), daemon=True) for _ in range(workers)]
+    executions = 0
+    failed: tuple[list[Entry], str] | None = None
+    stopped = False
+    try:
+        for p in procs:
+            p.start()
+        running = workers
+        while running:
+            r = results.get()
+            if r is None:
+                running -= 1
+                continue
+            n, entries, kind = r
+            executions += n
+            if entries is not None:
+                failed = ([Entry(*e) for e in entries], kind)
+                stopped = True
+                break
+            if max_executions is not None and executions >= max_executions:
+                stopped = True
+                break
+            if time_budget is not None and time.perf_counter() - t0 > time_budget:
+                stopped = True
+                break
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        for p in procs:
+            p.join(5)
+        _JOB.clear()
+    return executions, failed, stopped
+
+
 def explore_parallel(
     body: Callable[[], Any],
     strategy: str,
@@ -196,28 +252,11 @@ def explore_parallel(
             max_steps=max_steps,
             unit_limit=unit_limit,
             time_budget=time_budget,
+            work=work,
+            fn=fn,
         )
-        ctx = multiprocessing.get_context("fork")
-        pool = ctx.Pool(workers)
-        try:
-            stopped = False
-            for n, entries, kind in pool.imap_unordered(fn, work):
-                executions += n
-                if entries is not None:
-                    failed = ([Entry(*e) for e in entries], kind)
-                    stopped = True
-                    break
-                if max_executions is not None and executions >= max_executions:
-                    stopped = True
-                    break
-                if time_budget is not None and time.perf_counter() - t0 > time_budget:
-                    stopped = True
-                    break
-            complete = exhaustive and not stopped
-        finally:
-            pool.terminate()
-            pool.join()
-            _JOB.clear()
+        executions, failed, stopped = _run_workers(workers, max_executions, time_budget, t0)
+        complete = exhaustive and not stopped
     failure = None
     if failed is not None:
         from .engine import _build_failure, _make_strategy
