@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import dmabuf
 from dmabuf.examples.classic import locked_family
-from dmabuf.kernel import Mutex
+from dmabuf.kernel import HZ, Completion, Mutex
 from dmabuf.runtime import READ, WRITE, rt
 
 
@@ -80,6 +80,8 @@ OPS = st.recursive(
         st.tuples(st.just("r"), st.integers(0, 2)),
         st.tuples(st.just("w"), st.integers(0, 2)),
         st.tuples(st.just("choose")),
+        st.tuples(st.just("complete"), st.integers(0, 1)),
+        st.tuples(st.just("wait"), st.integers(0, 1)),
     ),
     lambda inner: st.tuples(st.just("locked"), st.integers(0, 1), st.lists(inner, min_size=1, max_size=2)),
     max_leaves=4,
@@ -96,6 +98,7 @@ def build(program, outcomes):
     def body():
         vars_ = [Box() for _ in range(3)]
         locks = [Mutex(name="L0"), Mutex(name="L1")]
+        comps = [Completion("C0"), Completion("C1")]
         logs = {i: [] for i in range(len(program))}
 
         def run_ops(tid, ops):
@@ -108,6 +111,10 @@ def build(program, outcomes):
                     vars_[op[1]].v = vars_[op[1]].v * 3 + sum(map(ord, str(tid)))
                 elif op[0] == "choose":
                     logs[tid].append(("c", dmabuf.choose(2)))
+                elif op[0] == "complete":
+                    comps[op[1]].complete()
+                elif op[0] == "wait":
+                    logs[tid].append(("waited", comps[op[1]].wait_timeout(HZ)))
                 elif op[0] == "spawn":
                     # the child's log is named after its parent and position: appending to a shared Python
                     # list here would be a race the model cannot see (no scheduling point)
@@ -140,13 +147,13 @@ def holds_lock_twice(ops, held=()):
     return False
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS)
 def test_dpor_agrees_with_dfs(program):
     check_agreement(program)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS_WITH_SPAWNS)
 def test_dpor_agrees_with_dfs_when_tasks_spawn_mid_run(program):
     check_agreement(program)

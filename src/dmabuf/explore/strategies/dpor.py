@@ -420,6 +420,8 @@ class DPOR:
         earlier, not before a release (``i`` unlocking what ``j`` waits for)."""
         ei = self.events[i]
         tid = self.events[j].tid
+        if self._spawned_at.get(tid, (-1, -1))[0] > i:
+            prev = i + 1  # the task did not exist yet at i: it was "still earlier"
         if prev < i:
             return tid in self.nodes[ei.node].tids if ei.node < len(self.nodes) else False
         return ei.access != RELEASE
