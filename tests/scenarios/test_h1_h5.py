@@ -6,13 +6,10 @@ policy module has not landed is skipped with the module's name.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from _cells import DUTY, NA, SAFE, check_cell, verdict
 
 from dmabuf.scenarios import runner
-
-DUTY, SAFE, NA = "driver duty", "safe by design", "n/a"
 
 # (hazard, design) -> (expected verdict, why). The why cites the thread / kernel documentation.
 EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
@@ -94,34 +91,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("H5", "core-filters-reentry"): (DUTY, "as option 1"),
 }
 
-_cache: dict[tuple[str, str], Any] = {}
-
-
-def _verdict(sid: str, policy: str) -> Any:
-    missing = runner.missing_module(policy)
-    if missing is not None:
-        pytest.skip(f"{missing} has not landed yet (the {policy} column is enabled once it does)")
-    key = (sid, policy)
-    if key not in _cache:
-        _cache[key] = runner.verdict(sid, policy)
-    return _cache[key]
-
 
 @pytest.mark.parametrize(("sid", "policy"), sorted(EXPECTED), ids=[f"{s}-{p}" for s, p in sorted(EXPECTED)])
 def test_cell(sid: str, policy: str) -> None:
-    want, why = EXPECTED[(sid, policy)]
-    v = _verdict(sid, policy)
-    assert v.kind == want, f"{sid} x {policy}: expected {want} ({why}), got {v.label}\n" + (
-        v.naive.failure.story() if v.naive is not None and v.naive.failure is not None else ""
-    )
-    if want == SAFE:
-        assert v.naive is not None and v.naive.complete, "safe by design needs a complete search"
-    if want == DUTY:
-        assert v.naive is not None and v.naive.failure is not None
-        assert v.careful is not None and v.careful.ok and v.careful.complete
-        assert v.duty
-    if want == NA:
-        assert v.reason and not v.runs
+    check_cell(EXPECTED, sid, policy)
 
 
 def test_every_h1_h5_cell_is_asserted() -> None:
@@ -129,17 +102,20 @@ def test_every_h1_h5_cell_is_asserted() -> None:
 
 
 # ---- what the counterexamples are (the oracle names the right failure)
-@pytest.mark.parametrize(("sid", "kind", "text"), [
-    ("H1", "kernel-warning", "dma_buf_unmap_attachment: NULL"),
-    ("H2", "exception", "mapping leak"),
-    ("H3", "exception", "stale mapping"),
-    ("H5", "exception", "stale mapping"),
-])
+@pytest.mark.parametrize(
+    ("sid", "kind", "text"),
+    [
+        ("H1", "kernel-warning", "dma_buf_unmap_attachment: NULL"),
+        ("H2", "exception", "mapping leak"),
+        ("H3", "exception", "stale mapping"),
+        ("H5", "exception", "stale mapping"),
+    ],
+)
 def test_mainline_counterexamples(sid: str, kind: str, text: str) -> None:
     import dmabuf
     from dmabuf.scenarios import get_scenario
 
-    v = _verdict(sid, "importer-tracks")
+    v = verdict(sid, "importer-tracks")
     f = v.naive.failure
     assert f.kind == kind and text in f.message, f.story()
     assert f.preemptions <= 2

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _cells import DUTY, SAFE, check_cell, verdict
 
 import dmabuf
 from dmabuf.scenarios import get_scenario, runner
-
-DUTY, SAFE, NA = "driver duty", "safe by design", "n/a"
 
 # (hazard, design) -> (expected verdict, why). The why cites the thread / kernel documentation.
 EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
@@ -96,34 +95,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("H10", "core-filters-reentry"): (DUTY, "as option 1"),
 }
 
-_cache: dict[tuple[str, str], Any] = {}
-
-
-def _verdict(sid: str, policy: str) -> Any:
-    missing = runner.missing_module(policy)
-    if missing is not None:
-        pytest.skip(f"{missing} has not landed yet (the {policy} column is enabled once it does)")
-    key = (sid, policy)
-    if key not in _cache:
-        _cache[key] = runner.verdict(sid, policy)
-    return _cache[key]
-
 
 @pytest.mark.parametrize(("sid", "policy"), sorted(EXPECTED), ids=[f"{s}-{p}" for s, p in sorted(EXPECTED)])
 def test_cell(sid: str, policy: str) -> None:
-    want, why = EXPECTED[(sid, policy)]
-    v = _verdict(sid, policy)
-    assert v.kind == want, f"{sid} x {policy}: expected {want} ({why}), got {v.label}\n" + (
-        v.naive.failure.story() if v.naive is not None and v.naive.failure is not None else ""
-    )
-    if want == SAFE:
-        assert v.naive is not None and v.naive.complete, "safe by design needs a complete search"
-    if want == DUTY:
-        assert v.naive is not None and v.naive.failure is not None
-        assert v.careful is not None and v.careful.ok and v.careful.complete
-        assert v.duty
-    if want == NA:
-        assert v.reason and not v.runs
+    check_cell(EXPECTED, sid, policy)
 
 
 def test_every_h6_h10_cell_is_asserted() -> None:
@@ -131,20 +106,23 @@ def test_every_h6_h10_cell_is_asserted() -> None:
 
 
 # ---- what the counterexamples are (the oracle names the right failure)
-@pytest.mark.parametrize(("sid", "kind", "text"), [
-    # the importer's job reads through the table its own handler just unmapped
-    ("H6", "exception", "after it was unmapped by dma_buf_unmap_attachment in task 'exporter'"),
-    # DMA through the new mapping before the move's copy reached the page
-    ("H7", "exception", "stale content"),
-    # the deferred teardown unmaps S1 once per notification
-    ("H8", "exception", "unmapping a mapping twice is a double free"),
-    # step A (choose 0): the legacy exporter's dma_resv_lock inside the core's locked map at attach
-    ("H9", "kernel-warning", "possible recursive locking"),
-    # exporter waits for the unmap holding the resv; the release worker waits for the resv
-    ("H10", "deadlock", "release waits to lock"),
-])
+@pytest.mark.parametrize(
+    ("sid", "kind", "text"),
+    [
+        # the importer's job reads through the table its own handler just unmapped
+        ("H6", "exception", "after it was unmapped by dma_buf_unmap_attachment in task 'exporter'"),
+        # DMA through the new mapping before the move's copy reached the page
+        ("H7", "exception", "stale content"),
+        # the deferred teardown unmaps S1 once per notification
+        ("H8", "exception", "unmapping a mapping twice is a double free"),
+        # step A (choose 0): the legacy exporter's dma_resv_lock inside the core's locked map at attach
+        ("H9", "kernel-warning", "possible recursive locking"),
+        # exporter waits for the unmap holding the resv; the release worker waits for the resv
+        ("H10", "deadlock", "release waits to lock"),
+    ],
+)
 def test_mainline_counterexamples(sid: str, kind: str, text: str) -> None:
-    v = _verdict(sid, "importer-tracks")
+    v = verdict(sid, "importer-tracks")
     f = v.naive.failure
     assert f.kind == kind and text in f.message, f.story()
     assert f.preemptions <= 2
@@ -154,8 +132,14 @@ def test_mainline_counterexamples(sid: str, kind: str, text: str) -> None:
 
 
 def _explore(sid: str, policy: str, variant: str) -> Any:
-    return dmabuf.explore(get_scenario(sid).body(policy, variant), strategy="dpor", preemption_bound=3,
-                          max_executions=3000, time_budget=8.0, database=None)
+    return dmabuf.explore(
+        get_scenario(sid).body(policy, variant),
+        strategy="dpor",
+        preemption_bound=3,
+        max_executions=3000,
+        time_budget=8.0,
+        database=None,
+    )
 
 
 def test_h9_step_b_naive_is_the_locking_convention() -> None:
