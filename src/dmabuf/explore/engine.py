@@ -77,8 +77,10 @@ def explore(
             ``$DMABUF_DATABASE`` or ``.dmabuf``), a directory, or ``None`` for none.
         resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C).
         progress: live progress bar (``None``: only when stderr is a terminal).
-        probes: run one seeded random execution after every 8 executions of an exhaustive search, so bugs
-            deep in a large space (reorder_N) are found early while the search stays exhaustive. ``None``:
+        probes: interleave probe executions with an exhaustive search (one after every 4 of its
+            executions), alternating a seeded random walk (finds bugs deep in a large space, reorder_N) and a
+            preemption-bounded DPOR sub-search with bounds 1, 2, 3 in turn (finds few-preemption bugs that the
+            unbounded search, which starts deep, reaches late). The search itself stays exhaustive. ``None``:
             on for ``dpor``. Probes are not counted in ``result.executions`` (the exhaustive search's
             executions, e.g. exactly one per Mazurkiewicz trace) but in ``stats["probe_executions"]``.
 
@@ -148,6 +150,7 @@ def explore(
             from .strategies.extra import RandomWalk
 
             run.probe = RandomWalk(seed)
+            run.bounded = _BoundedProbes(preemption_bound)
         with progress_bar(progress, strat.name, max_executions) as bar:
             run.bar = bar
             try:
@@ -214,14 +217,18 @@ class _Search:
         self.frontier_len = 0
         self.classes: dict[int, int] = {}
         self.track_classes = not getattr(strat, "exhaustive", True)
-        #: random probes interleaved with an exhaustive search (see explore's ``probes``)
+        #: probes interleaved with an exhaustive search (see explore's ``probes``)
         self.probe: PathStrategy | None = None
-        self.probe_every = 8
+        self.bounded: _BoundedProbes | None = None
+        self.probe_every = 4
         self.probes = 0
 
     def _probe(self) -> bool:
-        """One seeded random execution alongside the exhaustive search; True if it failed (then recorded)."""
-        rt, probe = self.rt, self.probe
+        """One probe execution alongside the exhaustive search; True if it failed (then recorded)."""
+        rt = self.rt
+        probe: Any = self.probe
+        if self.bounded is not None and self.probes % 2 == 1:
+            probe = self.bounded.current() or probe
         assert probe is not None
         saved = rt.decider
         rt.decider = probe
@@ -234,7 +241,8 @@ class _Search:
         failed = outcome.kind not in ("ok", "pruned")
         if failed:
             self.failed = ([b.entry() for b in probe.decisions()], outcome)
-        probe.advance(outcome)
+        if not probe.advance(outcome) and self.bounded is not None and probe is self.bounded.current():
+            self.bounded.next()
         return failed
 
     def loop(self) -> None:
@@ -284,6 +292,24 @@ class _Search:
             "distinct_classes": len(self.classes),
             "coverage_estimate": round(1.0 - singletons / n, 4) if n else 0.0,
         }
+
+
+class _BoundedProbes:
+    """Preemption-bounded DPOR sub-searches with bounds 1, 2, 3 (below the user's bound), one after another."""
+
+    def __init__(self, user_bound: int | None) -> None:
+        from .strategies.dpor import DPOR
+
+        top = 3 if user_bound is None else min(3, user_bound - 1)
+        self._make = DPOR
+        self._bounds = list(range(1, top + 1))
+        self._cur: Any = DPOR(self._bounds.pop(0)) if self._bounds else None
+
+    def current(self) -> Any:
+        return self._cur
+
+    def next(self) -> None:
+        self._cur = self._make(self._bounds.pop(0)) if self._bounds else None
 
 
 def _class_hash(log: list[tuple[int, Any, str]]) -> int:
