@@ -299,13 +299,14 @@ BUGS: dict[str, Bug] = {
     "abba": Bug(abba, "deadlock", 4, 10, 15),  # 2 / 2 (8) / 2 (10)
     "reorder_3": Bug(_reorder("reorder_3"), "exception", 20, 60, 100),  # 9 / 11 (47) / 52 (80)
     "reorder_4": Bug(_reorder("reorder_4"), "exception", 200, 120, 100),  # 97 (probe) / 62 (94) / 3 (64)
-    "reorder_5": Bug(_reorder("reorder_5"), "exception", 700, 300, 250),  # 463 / 11 (229) / 27 (180)
+    "reorder_5": Bug(_reorder("reorder_5"), "exception", 700, 300, 250),  # 459 / 11 (229) / 27 (180)
     # unbounded DPOR backtracks from the end of the first execution, so on its own it enumerates the orders
     # of the setters' writes (9! of them) before it moves the checker between one setter's two writes
-    # (SCTBench reports the same for plain DFS). The default search interleaves one seeded random probe
-    # every 8 executions, which finds these early; the counts are DPOR executions (probes: 27 and 10).
-    "reorder_10": Bug(_reorder("reorder_10"), "exception", 400, 200, 600),  # 215 / 83 (142) / 64 (513)
-    "reorder_20": Bug(_reorder("reorder_20"), "exception", 200, 50, 300),  # 79 / 3 (35) / 54 (220)
+    # (SCTBench reports the same for plain DFS). The default search interleaves a probe every 4
+    # executions (seeded random walks alternating with preemption-bounded DPOR), which finds these early;
+    # the counts are DPOR executions (probes: 53 and 19).
+    "reorder_10": Bug(_reorder("reorder_10"), "exception", 400, 200, 600),  # 211 / 83 (142) / 64 (513)
+    "reorder_20": Bug(_reorder("reorder_20"), "exception", 200, 50, 300),  # 75 / 3 (35) / 54 (220)
     "twostage": Bug(twostage, "exception", 10, 400, 50),  # 2 / 19 (320) / 3 (37)
     # 100 tasks, ~700 branches an execution, ~8 ms each: DPOR is in the DFS corner again, and PCT's bound
     # (1/(100*685) per run) is too small for a test -- see benchmarks/bench_explorer.py for the numbers
@@ -313,7 +314,7 @@ BUGS: dict[str, Bug] = {
         lambda: twostage(99, 1), "exception", None, 800, None, xfail_budget=100, slow=True
     ),  # - / 324 / -
     "wronglock_3": Bug(lambda: wronglock(3), "exception", 20, 10, 50),  # 7 / 1 (5) / 2 (42)
-    "wronglock": Bug(wronglock, "exception", 50, 10, 60),  # 15 (probe) / 1 (6) / 14 (50)
+    "wronglock": Bug(wronglock, "exception", 50, 10, 60),  # 11 (probe) / 1 (6) / 14 (50)
     "lost_wakeup": Bug(lost_wakeup, "deadlock", 10, 50, 25),  # 2 / 8 (40) / 4 (19)
     "philosophers_2": Bug(lambda: philosophers(2), "deadlock", 10, 10, 15),  # 2 / 2 (8) / 2 (10)
     "philosophers_3": Bug(lambda: philosophers(3), "deadlock", 10, 10, 80),  # 4 / 2 (6) / 39 (66)
