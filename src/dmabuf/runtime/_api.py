@@ -28,7 +28,17 @@ from typing import Any
 
 from ..errors import InvalidArgument
 
-__all__ = ["LOCAL", "READ", "RELEASE", "WRITE", "Runtime", "Task", "describe_wait", "holders_of"]
+__all__ = [
+    "LOCAL",
+    "READ",
+    "RELEASE",
+    "WRITE",
+    "Runtime",
+    "Task",
+    "describe_wait",
+    "holders_of",
+    "leak_problems",
+]
 
 #: Access kind of a scheduling point that only observes the object.
 READ = "read"
@@ -158,6 +168,22 @@ def describe_wait(t: Task, name_of: Callable[[object], str]) -> str:
     if holders:
         return f"{t.name} waits to {t.op} {name} held by {', '.join(h.name for h in holders)}"
     return f"{t.name} waits to {t.op} {name} (no task will make it ready)"
+
+
+def leak_problems(tasks: list[Any], ended_holding: list[str], run_globals: dict[str, Any]) -> list[str]:
+    """What a finished run left behind: joinable tasks never joined, locks held at task exit, and the messages
+    of the end checks registered with :meth:`Runtime.add_end_check`."""
+    problems = [
+        f"task {t.name!r} was spawned but never joined"
+        for t in tasks
+        if t.id and not (t.daemon or t.detached or t.joined)
+    ]
+    problems.extend(ended_holding)
+    for check in run_globals.get("_end_checks", []):
+        msg = check()
+        if msg:
+            problems.append(msg)
+    return problems
 
 
 class Runtime(ABC):

@@ -35,7 +35,7 @@ from typing import Any, NoReturn, Protocol
 from greenlet import getcurrent, greenlet
 
 from ..errors import InternalError, InvalidArgument, KernelWarning, TaskKilled
-from ._api import LOCAL, WRITE, Ready, Runtime, Task, describe_wait, holders_of
+from ._api import LOCAL, WRITE, Ready, Runtime, Task, describe_wait, holders_of, leak_problems
 from ._labels import Labeler
 from ._trace import TraceEvent
 
@@ -236,15 +236,7 @@ class ControlledRuntime(Runtime):
         if others:
             w = others[0]
             return Outcome("kernel-warning", f"kernel warning (logged): {w}", None, w)
-        problems: list[str] = []
-        for t in self._tasks:
-            if t.id and not (t.daemon or t.detached or t.joined):
-                problems.append(f"task {t.name!r} was spawned but never joined")
-        problems.extend(self._ended_holding)
-        for check in self.globals.get("_end_checks", []):
-            msg = check()
-            if msg:
-                problems.append(msg)
+        problems = leak_problems(self._tasks, self._ended_holding, self.globals)
         if problems:
             return Outcome("leak", "; ".join(problems))
         if self.warnings:

@@ -26,7 +26,7 @@ from ..errors import (
     LeakDetected,
     TaskKilled,
 )
-from ._api import WRITE, Ready, Runtime, Task, describe_wait
+from ._api import WRITE, Ready, Runtime, Task, describe_wait, leak_problems
 from ._labels import Labeler
 
 __all__ = ["ThreadRuntime"]
@@ -143,16 +143,7 @@ class ThreadRuntime(Runtime):
     def _check_leaks(self) -> None:
         if self.warnings:
             raise self.warnings[0]
-        problems = [
-            f"task {t.name!r} was spawned but never joined"
-            for t in self._tasks
-            if t.id and not (t.daemon or t.detached or t.joined)
-        ]
-        problems.extend(self._ended_holding)
-        for check in self.globals.get("_end_checks", []):
-            msg = check()
-            if msg:
-                problems.append(msg)
+        problems = leak_problems(self._tasks, self._ended_holding, self.globals)
         if problems:
             raise LeakDetected("leak: " + "; ".join(problems))
 

@@ -354,8 +354,6 @@ class DPOR:
         last_w: dict[int, tuple[Any, list[int]]] = {}
         reads: dict[int, tuple[Any, list[int]]] = {}
         hist: dict[int, list[int]] = {}
-        keys: dict[int, Any] = {}
-        steps: list[int] = []
         last_ev: dict[int, int] = {}
         fresh = self._fresh_from
         for j, ev in enumerate(events):
@@ -369,10 +367,9 @@ class DPOR:
                     if theirs[k] > mine[k]:
                         mine[k] = theirs[k]
                 continue
-            steps.append(j)
             q = ev.tid
             pred = clock.get(q, zero)
-            key = self._key(keys, ev.obj)
+            key = _key(ev.obj)
             h = hist.setdefault(key, [])
             vc = list(pred)
             lw = last_w.get(key)
@@ -426,12 +423,6 @@ class DPOR:
             return tid in self.nodes[ei.node].tids if ei.node < len(self.nodes) else False
         return ei.access != RELEASE
 
-    @staticmethod
-    def _key(keys: dict[int, Any], obj: Any) -> int:
-        k = hash(("str", obj)) if type(obj) is str else id(obj)
-        keys[k] = obj
-        return k
-
     def _race(self, i: int, j: int) -> None:
         events = self.events
         self.stats["races"] += 1
@@ -479,6 +470,11 @@ class DPOR:
                     continue
                 node.backtrack.add(p)
                 return
+
+
+def _key(obj: Any) -> int:
+    """The history key of an object: strings by value (labels), everything else by identity."""
+    return hash(("str", obj)) if type(obj) is str else id(obj)
 
 
 def _join(a: list[int], b: list[int]) -> None:
