@@ -46,7 +46,21 @@ __all__ = ["DPOR"]
 class _Node:
     """A node of the DPOR tree: the state before one step (``kind == "t"``) or a data choice (``"c"``)."""
 
-    __slots__ = ("backtrack", "chosen", "cur", "done", "fixed", "kind", "n", "op", "pre", "sleep", "tids")
+    __slots__ = (
+        "backtrack",
+        "chosen",
+        "cur",
+        "done",
+        "ev",
+        "fixed",
+        "kind",
+        "mark",
+        "n",
+        "op",
+        "pre",
+        "sleep",
+        "tids",
+    )
 
     def __init__(self, kind: str, tids: tuple[int, ...], n: int, cur: int, pre: int) -> None:
         self.kind = kind
@@ -60,6 +74,9 @@ class _Node:
         self.done: set[int] = set()
         self.sleep: frozenset[int] = frozenset()
         self.fixed = False  # part of a work unit's forced prefix: never backtracked
+        #: (number of events, length of the undo log) when the node was reached; None until recorded
+        self.mark: tuple[int, int] | None = None
+        self.ev = -1  # index of the event of this node's step (scheduling nodes)
 
     def entry(self) -> Entry:
         if self.kind == "c":
@@ -68,26 +85,56 @@ class _Node:
 
 
 class _Ev:
-    __slots__ = ("access", "enabler", "kind", "node", "obj", "other", "tid", "vc", "wait")
+    __slots__ = (
+        "access",
+        "enabler",
+        "key",
+        "kind",
+        "node",
+        "obj",
+        "other",
+        "pred",
+        "prev_obj",
+        "prev_task",
+        "tid",
+        "vc",
+        "wait",
+    )
 
-    def __init__(self, kind: str, tid: int, obj: Any, access: str, node: int, other: int = -1) -> None:
+    def __init__(
+        self, kind: str, tid: int, obj: Any, key: Any, access: str, node: int, other: int = -1
+    ) -> None:
         self.kind = kind  # "s" step, "spawn" (other = child), "join" (other = joined task)
         self.tid = tid
-        self.obj = obj
+        self.obj = obj  # kept alive: its id may be the history key of later executions' objects
+        self.key = key
         self.access = access
         self.node = node
         self.other = other
         self.enabler = -1
         self.wait = False
-        self.vc: list[int] = []
+        self.vc: list[int] = _EMPTY
+        self.pred: list[int] = _EMPTY  # the task's clock before this step
+        self.prev_obj = -1  # previous event on the same object
+        self.prev_task = -1  # previous step of the same task
 
 
-def _same(a: Any, b: Any) -> bool:
-    return a is b or (type(a) is str and a == b)
+_EMPTY: list[int] = []
+_MISSING = object()
 
 
 def _conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
-    return (a1 != READ or a2 != READ) and _same(o1, o2)
+    return (a1 != READ or a2 != READ) and (o1 is o2 or (type(o1) is str and o1 == o2))
+
+
+def _joined(a: list[int], b: list[int]) -> list[int]:
+    """The pointwise maximum of two vector clocks (missing entries are 0), as a new list."""
+    if len(a) < len(b):
+        a, b = b, a
+    r = [x if x > y else y for x, y in zip(a, b, strict=False)]
+    if len(a) > len(b):
+        r += a[len(b) :]
+    return r
 
 
 class DPOR:
@@ -103,27 +150,70 @@ class DPOR:
         self.pos = 0
         self.events: list[_Ev] = []
         self.sleep: set[int] = set()
-        # per execution: for each task, the node index since which it has been disabled (or -1)
-        self._disabled_since: dict[int, int] = {}
         self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "races": 0}
         self._pruned = False
         #: decisions the first real branches must take (a work unit of a parallel search)
         self.forced: list[Entry] = []
         self._fpos = 0
-        self._fresh_from = 0
-        self._spawned_at: dict[int, tuple[int, int]] = {}
+        # Analysis state, kept up to date step by step. Every change is logged in ``_undo`` so that the
+        # next execution can rewind to the node whose choice changed and replay the prefix before it
+        # without recording anything (the prefix is deterministic: same steps, same events).
+        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._clock: dict[int, list[int]] = {}  # task -> vector clock after its last event
+        self._last_w: dict[Any, list[int]] = {}  # object key -> clock of its last write
+        self._reads: dict[Any, list[int]] = {}  # object key -> join of the reads since that write
+        self._head: dict[Any, int] = {}  # object key -> its last event
+        self._last_ev: dict[int, int] = {}  # task -> its last step event
+        self._ds: dict[int, int] = {}  # task -> last event executed while it was disabled
+        self._spawned_at: dict[int, tuple[int, int]] = {}  # child -> (spawn event, parent)
+        #: id(object of this execution) -> (its history key, the object): objects of the replayed prefix
+        #: are new objects standing for the ones the recorded events saw
+        self._alias: dict[int, tuple[Any, Any]] = {}
+        self._keep = -1  # nodes before this one are replayed without recording
+        self._scan_node = 0  # races are looked for in events at or after this node
+        self._fresh_ev = 0  # first event recorded by this execution
 
     # ------------------------------------------------------------------ execution
     def start(self) -> None:
         self._fpos = 0
         self.pos = 0
+        nodes = self.nodes
         # nodes before the last one are replayed unchanged: the races of their events were already
         # processed by the execution that created them (the last node's choice was just changed)
-        self._fresh_from = max(0, len(self.nodes) - 1)
-        self.events = []
+        self._scan_node = max(0, len(nodes) - 1)
+        mark = nodes[-1].mark if nodes else None
+        if mark is None:
+            ev_mark, undo_mark, self._keep = 0, 0, -1
+        else:
+            ev_mark, undo_mark = mark
+            self._keep = len(nodes) - 1
+        self._rewind(undo_mark)
+        del self.events[ev_mark:]
+        self._fresh_ev = len(self.events)
+        self._alias = {}
         self.sleep = set()
-        self._disabled_since = {}
         self._pruned = False
+
+    def _rewind(self, mark: int) -> None:
+        undo = self._undo
+        while len(undo) > mark:
+            d, k, old = undo.pop()
+            if old is _MISSING:
+                del d[k]
+            else:
+                d[k] = old
+
+    def _set(self, d: dict[Any, Any], k: Any, v: Any) -> None:
+        self._undo.append((d, k, d.get(k, _MISSING)))
+        d[k] = v
+
+    def _key(self, obj: Any) -> Any:
+        """The history key of an object: strings by value (labels), everything else by identity (of the
+        object the recorded events saw, for objects of a replayed prefix)."""
+        if type(obj) is str:
+            return obj
+        a = self._alias.get(id(obj))
+        return id(obj) if a is None else a[0]
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
@@ -131,83 +221,98 @@ class DPOR:
         rt.abort(Outcome("pruned", why))
 
     def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:
-        if parent is not None:
-            self.events.append(_Ev("spawn", parent.id, None, "", len(self.nodes), child.id))
+        if parent is None or self.pos <= self._keep:
+            return
+        j = len(self.events)
+        self.events.append(_Ev("spawn", parent.id, None, None, "", self.pos, child.id))
+        self._set(self._clock, child.id, self._clock.get(parent.id, _EMPTY))
+        self._set(self._spawned_at, child.id, (j, parent.id))
 
     def on_local(self, rt: ControlledRuntime, t: Task) -> None:
-        if isinstance(t.obj, Task):
-            self.events.append(_Ev("join", t.id, None, "", self.pos, t.obj.id))
+        if not isinstance(t.obj, Task) or self.pos <= self._keep:
+            return
+        self.events.append(_Ev("join", t.id, None, None, "", self.pos, t.obj.id))
+        clock = self._clock
+        theirs = clock.get(t.obj.id)
+        if theirs is not None:
+            self._set(clock, t.id, _joined(clock.get(t.id, _EMPTY), theirs))
 
     def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         nodes = self.nodes
-        # tasks disabled right now (live, at a point, not enabled) -- for enabler detection
-        ids = [t.id for t in options]
-        en = set(ids)
         if pos < len(nodes):
             node = nodes[pos]
-            if node.kind != "t" or node.tids != tuple(ids):
+            ids = tuple([t.id for t in options])
+            if node.kind != "t" or node.tids != ids:
                 self._diverged(rt, pos, node, options)
             idx = ids.index(node.chosen)
-            if node.op and options[idx].op != node.op:
+            chosen = options[idx]
+            if node.op and chosen.op != node.op:
                 self._diverged(rt, pos, node, options)
-            node.op = options[idx].op
+            node.op = chosen.op
             if node.fixed:
                 self._fpos += 1
-            sleep = set(node.sleep) | node.done
-        else:
-            cur_id = cur.id if cur is not None and cur.id in en else -1
-            node = _Node("t", tuple(ids), len(ids), cur_id, rt.preemptions)
-            node.sleep = frozenset(self.sleep)
-            if len(ids) > 1 and self._fpos < len(self.forced):
-                e = self.forced[self._fpos]
-                self._fpos += 1
-                if e.kind != "t" or e.value not in en:
-                    self._diverged(rt, pos, node, options)
-                node.fixed = True
-                node.chosen = e.value
-                node.backtrack.add(e.value)
-                idx = ids.index(e.value)
-                node.op = options[idx].op
-                nodes.append(node)
-                return self._finish_step(rt, options, idx, pos, en, set(self.sleep))
-            awake = [i for i in ids if i not in self.sleep]
+            if pos < self._keep:
+                # replayed: the events are already recorded; map this execution's object to the key
+                obj = chosen.obj
+                if type(obj) is not str:
+                    self._alias[id(obj)] = (self.events[node.ev].key, obj)
+                return idx
+            if node.mark is None:
+                node.mark = (len(self.events), len(self._undo))
+            return self._finish_step(rt, options, idx, pos, node, set(node.sleep) | node.done)
+        ids = tuple([t.id for t in options])
+        cur_id = cur.id if cur is not None and cur.id in ids else -1
+        node = _Node("t", ids, len(ids), cur_id, rt.preemptions)
+        node.sleep = frozenset(self.sleep)
+        node.mark = (len(self.events), len(self._undo))
+        if len(ids) > 1 and self._fpos < len(self.forced):
+            e = self.forced[self._fpos]
+            self._fpos += 1
+            if e.kind != "t" or e.value not in ids:
+                self._diverged(rt, pos, node, options)
+            node.fixed = True
+            node.chosen = e.value
+            node.backtrack.add(e.value)
+            idx = ids.index(e.value)
+            node.op = options[idx].op
+            nodes.append(node)
+            return self._finish_step(rt, options, idx, pos, node, set(self.sleep))
+        sleep = self.sleep
+        if sleep:
+            awake = [i for i in ids if i not in sleep]
             if not awake:
                 nodes.append(node)
                 self._prune(rt, "sleep_blocked")
-            if cur_id in awake:
-                pick = cur_id
-            else:
-                pick = awake[0]
-                if cur_id >= 0 and self.bound is not None and node.pre + 1 > self.bound:
-                    nodes.append(node)
-                    self._prune(rt, "bound_blocked")
-            node.chosen = pick
-            node.backtrack.add(pick)
-            idx = ids.index(pick)
-            node.op = options[idx].op
-            nodes.append(node)
-            sleep = set(self.sleep)
-        return self._finish_step(rt, options, idx, pos, en, sleep)
+        else:
+            awake = list(ids)
+        if cur_id in awake:
+            pick = cur_id
+        else:
+            pick = awake[0]
+            if cur_id >= 0 and self.bound is not None and node.pre + 1 > self.bound:
+                nodes.append(node)
+                self._prune(rt, "bound_blocked")
+        node.chosen = pick
+        node.backtrack.add(pick)
+        idx = ids.index(pick)
+        node.op = options[idx].op
+        nodes.append(node)
+        return self._finish_step(rt, options, idx, pos, node, set(sleep))
 
     def _finish_step(
-        self,
-        rt: ControlledRuntime,
-        options: Sequence[Task],
-        idx: int,
-        pos: int,
-        en: set[int],
-        sleep: set[int],
+        self, rt: ControlledRuntime, options: Sequence[Task], idx: int, pos: int, node: _Node, sleep: set[int]
     ) -> int:
         chosen = options[idx]
+        q = chosen.id
+        ca, co = chosen.access, chosen.obj
         # sleep set of the child: sleepers whose pending event is independent of the chosen one
         if sleep:
-            ca, co = chosen.access, chosen.obj
             tasks = rt._tasks
             keep = set()
             for tid in sleep:
-                if tid == chosen.id:
+                if tid == q:
                     continue
                 t = tasks[tid]
                 if t.done or not t.at_point:
@@ -217,16 +322,69 @@ class DPOR:
             self.sleep = keep
         else:
             self.sleep = set()
-        # event record with its enabler: the event executed at the last node where this task was disabled
-        ev_index = len(self.events)
-        ev = _Ev("s", chosen.id, chosen.obj, chosen.access, pos)
-        ev.wait = chosen.ready is not None
-        ds = self._disabled_since
-        ev.enabler = ds.pop(chosen.id, -1)
-        for t in rt._live:
-            if t.at_point and t.id not in en:
-                ds[t.id] = ev_index
-        self.events.append(ev)
+        events = self.events
+        j = len(events)
+        key = self._key(co)
+        ev = _Ev("s", q, co, key, ca, pos)
+        node.ev = j
+        undo = self._undo
+        push = undo.append  # every change below is logged as (dict, key, old value) for _rewind
+        # the enabler: the event executed at the last node where this task was disabled
+        ds = self._ds
+        if chosen.ready is not None:
+            ev.wait = True
+            e = ds.get(q)
+            if e is not None:
+                ev.enabler = e
+                push((ds, q, e))
+                del ds[q]
+        live = rt._live
+        if len(live) > len(options):
+            en = set(node.tids)
+            for t in live:
+                if t.at_point and t.id not in en:
+                    tid = t.id
+                    push((ds, tid, ds.get(tid, _MISSING)))
+                    ds[tid] = j
+        # vector clock: program order, then the last write (and for a write the reads since it)
+        clock = self._clock
+        old = clock.get(q, _MISSING)
+        pred: list[int] = _EMPTY if old is _MISSING else old  # type: ignore[assignment]
+        last_w = self._last_w
+        reads = self._reads
+        lw = last_w.get(key)
+        vc = list(pred) if lw is None else _joined(pred, lw)
+        if ca != READ:
+            rd = reads.get(key)
+            if rd is not None:
+                vc = _joined(vc, rd)
+        if len(vc) <= q:
+            vc += [0] * (q + 1 - len(vc))
+        vc[q] = (pred[q] if q < len(pred) else 0) + 1
+        ev.vc = vc
+        ev.pred = pred
+        push((clock, q, old))
+        clock[q] = vc
+        if ca != READ:
+            push((last_w, key, _MISSING if lw is None else lw))
+            last_w[key] = vc
+            if key in reads:
+                push((reads, key, reads.pop(key)))
+        else:
+            rd = reads.get(key)
+            push((reads, key, _MISSING if rd is None else rd))
+            reads[key] = vc if rd is None else _joined(rd, vc)
+        head = self._head
+        h = head.get(key, -1)
+        ev.prev_obj = h
+        push((head, key, _MISSING if h < 0 else h))
+        head[key] = j
+        last = self._last_ev
+        h = last.get(q, -1)
+        ev.prev_task = h
+        push((last, q, _MISSING if h < 0 else h))
+        last[q] = j
+        events.append(ev)
         return idx
 
     def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
@@ -238,9 +396,12 @@ class DPOR:
                 self._diverged(rt, pos, node, None, n)
             if node.fixed:
                 self._fpos += 1
+            if node.mark is None and pos >= self._keep:
+                node.mark = (len(self.events), len(self._undo))
             return node.chosen
         node = _Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
+        node.mark = (len(self.events), len(self._undo))
         if self._fpos < len(self.forced):
             e = self.forced[self._fpos]
             self._fpos += 1
@@ -319,7 +480,7 @@ class DPOR:
     def advance(self, outcome: Outcome) -> bool:
         del self.nodes[self.pos :]
         if not self._pruned:
-            self._analyse()
+            self._races()
         nodes = self.nodes
         while nodes:
             node = nodes[-1]
@@ -343,73 +504,40 @@ class DPOR:
             nodes.pop()
         return False
 
-    def _analyse(self) -> None:
-        """Vector clocks over the events of the execution, then a source-set update for every race."""
+    def _races(self) -> None:
+        """A source-set update for every race of a step recorded by this execution (the vector clocks
+        were computed step by step): scan the step's object history backwards."""
         events = self.events
-        #: child task id -> (index of its spawn event, parent task id)
-        self._spawned_at = {e.other: (k, e.tid) for k, e in enumerate(events) if e.kind == "spawn"}
-        ntask = 1 + max((max(e.tid, e.other) for e in events), default=0)
-        zero = [0] * ntask
-        clock: dict[int, list[int]] = {}
-        last_w: dict[int, tuple[Any, list[int]]] = {}
-        reads: dict[int, tuple[Any, list[int]]] = {}
-        hist: dict[int, list[int]] = {}
-        last_ev: dict[int, int] = {}
-        fresh = self._fresh_from
-        for j, ev in enumerate(events):
-            if ev.kind == "spawn":
-                clock[ev.other] = list(clock.get(ev.tid, zero))
-                continue
-            if ev.kind == "join":
-                mine = clock.setdefault(ev.tid, list(zero))
-                theirs = clock.get(ev.other, zero)
-                for k in range(ntask):
-                    if theirs[k] > mine[k]:
-                        mine[k] = theirs[k]
+        scan = self._scan_node
+        for j in range(self._fresh_ev, len(events)):
+            ev = events[j]
+            if ev.kind != "s" or ev.node < scan:
                 continue
             q = ev.tid
-            pred = clock.get(q, zero)
-            key = _key(ev.obj)
-            h = hist.setdefault(key, [])
-            vc = list(pred)
-            lw = last_w.get(key)
-            if lw is not None:
-                _join(vc, lw[1])
-            if ev.access != READ:
-                rd = reads.get(key)
-                if rd is not None:
-                    _join(vc, rd[1])
-            vc[q] = pred[q] + 1
-            ev.vc = vc
-            clock[q] = vc
-            # races: scan the object's history backwards (only for events new in this execution)
-            prev = last_ev.get(q, -1)
-            last_ev[q] = j
-            for i in reversed(h) if ev.node >= fresh else ():
+            pred = ev.pred
+            npred = len(pred)
+            i = ev.prev_obj
+            while i >= 0:
                 ei = events[i]
-                if ei.tid == q or not _conflict(ei.access, ei.obj, ev.access, ev.obj):
+                nxt = ei.prev_obj
+                if ei.tid == q or (ei.access == READ and ev.access == READ):
+                    i = nxt
                     continue
-                if ei.vc[ei.tid] <= pred[ei.tid]:
+                ti = ei.tid
+                if ei.vc[ti] <= (pred[ti] if ti < npred else 0):
                     if ei.access != READ:
                         break
+                    i = nxt
                     continue
-                if i == ev.enabler:
+                if i == ev.enabler or (ev.wait and not self._could_run_before(i, j, ev.prev_task)):
+                    # the enabling event, or one the waiting step could not have run before: the real
+                    # race is further back
+                    i = nxt
                     continue
-                if ev.wait and not self._could_run_before(i, j, prev):
-                    continue  # a waiting step that could not have run at i: look for the real race further back
                 self._race(i, j)
                 if ei.access != READ:
                     break
-            if ev.access != READ:
-                last_w[key] = (ev.obj, vc)
-                reads.pop(key, None)
-            else:
-                rd = reads.get(key)
-                if rd is None:
-                    reads[key] = (ev.obj, list(vc))
-                else:
-                    _join(rd[1], vc)
-            h.append(j)
+                i = nxt
 
     def _could_run_before(self, i: int, j: int, prev: int) -> bool:
         """Could waiting step ``j`` have executed in the state before step ``i``? If its task was already
@@ -437,7 +565,10 @@ class DPOR:
         v: list[_Ev] = []
         for k in range(i + 1, j):
             ek = events[k]
-            if ek.kind != "s" or ek.vc[ti] >= ci:
+            if ek.kind != "s":
+                continue
+            vk = ek.vc
+            if ti < len(vk) and vk[ti] >= ci:
                 continue
             v.append(ek)
         v.append(events[j])
@@ -447,9 +578,12 @@ class DPOR:
             if ek.tid in seen:
                 continue
             seen.add(ek.tid)
+            vk = ek.vc
+            nk = len(vk)
             first = True
             for em in v[:idx]:
-                if em.vc[em.tid] <= ek.vc[em.tid]:
+                tm = em.tid
+                if em.vc[tm] <= (vk[tm] if tm < nk else 0):
                     first = False
                     break
             if first:
@@ -470,12 +604,3 @@ class DPOR:
                     continue
                 node.backtrack.add(p)
                 return
-
-
-def _key(obj: Any) -> int:
-    """The history key of an object: strings by value (labels), everything else by identity."""
-    return hash(("str", obj)) if type(obj) is str else id(obj)
-
-
-def _join(a: list[int], b: list[int]) -> None:
-    a[: len(b)] = [x if x > y else y for x, y in zip(a, b, strict=False)]
