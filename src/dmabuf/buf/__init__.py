@@ -1,6 +1,9 @@
 """The dma-buf core with its memory model and data-integrity oracle.
 
-* :mod:`.core`: :class:`DmaBuf`, :class:`DmaBufAttachment` and the v6.12 ``dma_buf_*`` functions;
+* :mod:`.core`: :class:`DmaBuf`, :class:`DmaBufAttachment` and the v6.12 ``dma_buf_*`` functions, gathered from
+  :mod:`.objects` (the objects, argument checks, locking convention), :mod:`.export` (export, fds, references),
+  :mod:`.attach` (attach/detach, pin/unpin), :mod:`.mapping` (map/unmap, move_notify) and :mod:`.cpu_access`
+  (begin/end CPU access, vmap, mmap);
 * :mod:`.ops`: :class:`DmaBufOps`, :class:`DmaBufAttachOps`, :class:`DmaBufExportInfo`;
 * :mod:`.memory`: domains, page pools, :class:`BufferObject`, moves;
 * :mod:`.sg_table`: :class:`SgTable` (device mapping), :class:`CpuMapping`, :class:`IosysMap`;
