@@ -175,3 +175,19 @@ def check_agreement(program):
     assert dpor.complete
     assert dpor_out == dfs_out
     assert dpor.executions <= dfs.executions
+
+
+# ---------------------------------------------------------------- preemption-bounded DPOR
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAMS, st.integers(0, 3))
+def test_bounded_dpor_never_runs_more_than_unbounded(program, bound):
+    """The bounded search is a subset of the unbounded one: never more executions, no new outcomes."""
+    if any(holds_lock_twice(ops) for ops in program):
+        return
+    bounded_out: set = set()
+    full_out: set = set()
+    bounded = dmabuf.explore(build(program, bounded_out), strategy="dpor", preemption_bound=bound, probes=False)
+    full = dmabuf.explore(build(program, full_out), strategy="dpor", probes=False)
+    if full.failure is None and bounded.failure is None:
+        assert bounded.executions <= full.executions
+        assert bounded_out <= full_out
