@@ -1,24 +1,16 @@
-"""Reservation objects: the fences of a buffer and the ww_mutex that guards them (``struct dma_resv``).
+"""The reservation object (``struct dma_resv``): :class:`DmaResv`.
 
-A :class:`DmaResv` holds a list of ``(fence, usage)`` entries and a wound/wait mutex of the Wait-Die class
-:data:`reservation_ww_class`. Writers hold the lock; they first reserve slots with
-:meth:`DmaResv.reserve_fences` and then :meth:`DmaResv.add_fence`, which cannot fail any more (it ``BUG``\\ s
-when no slot was reserved). Readers either hold the lock too (:meth:`DmaResv.iter_fences`) or walk the list
-without it (:meth:`DmaResv.iter_fences_unlocked`), taking a reference on each fence and restarting whenever
-the object's fence list was replaced meanwhile.
+* life cycle (``init``, ``fini``) and the ww_mutex of :data:`reservation_ww_class` (``lock_*``, ``unlock``,
+  ``held``, ``assert_held``, ``with resv:``);
+* the writers, lock held: ``reserve_fences``, ``add_fence``, ``replace_fences``, ``copy_fences``, each of
+  which publishes a new :class:`~dmabuf.resv.fences.DmaResvList`;
+* the readers: ``iter_fences`` (lock held), and without the lock, through a
+  :class:`~dmabuf.resv.iterator.DmaResvIter`: ``iter_fences_unlocked``, ``get_fences``, ``get_singleton``,
+  ``wait_timeout``/``wait``, ``set_deadline``, ``test_signaled``;
+* :class:`ReservationObject`, ready at construction, and :func:`check_resv`, the argument check of the
+  kernel-named functions.
 
-**Usages** (:class:`Usage`) are ordered ``KERNEL < WRITE < READ < BOOKKEEP``; asking for usage *u* returns
-every fence whose usage is ``<= u``.
-
-**Copy-on-write.** The kernel publishes a new ``struct dma_resv_list`` under RCU when it reallocates
-(``reserve_fences``, ``copy_fences``) and updates the table in place otherwise. This model publishes a new
-:class:`DmaResvList` for *every* change of the fence set (add, replace, compaction, copy), so the identity
-check of the unlocked iterator (``dma_resv_fences_list(obj) != cursor->fences``) sees every change and an
-unlocked reader always returns the fences of one list state (never a torn mix of two). Each publication is a
-WRITE scheduling point on the resv; each unlocked read of the list pointer is a READ point.
-
-``unlock`` first resets ``max_fences`` to ``num_fences`` (the kernel does so under CONFIG_DEBUG_MUTEXES), so a
-reservation never survives an unlock: add after unlock-and-relock without a new reserve ``BUG``\\ s.
+:mod:`dmabuf.resv` describes the model (usages, copy-on-write publication, reservations reset by unlock).
 
 Kernel: drivers/dma-buf/dma-resv.c, include/linux/dma-resv.h (v6.12).
 """
@@ -26,121 +18,24 @@ Kernel: drivers/dma-buf/dma-resv.c, include/linux/dma-resv.h (v6.12).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import IntEnum
 from types import TracebackType
 from typing import Any
 
-from . import lockdep
-from .errors import InvalidArgument
-from .fence.array import DmaFenceArray, is_container
-from .fence.fence import DmaFence, check_fence, context_alloc
-from .kernel._warn import BUG, WARN
-from .kernel.sched import MAX_SCHEDULE_TIMEOUT
-from .runtime import READ, WRITE, label_of, rt
-from .sync.ww_mutex import WWAcquireCtx, WWClass, WWMutex, check_ww_ctx
+from .. import lockdep
+from ..errors import InvalidArgument
+from ..fence.array import DmaFenceArray, is_container
+from ..fence.fence import DmaFence, check_fence, context_alloc
+from ..kernel._warn import BUG, WARN
+from ..kernel.sched import MAX_SCHEDULE_TIMEOUT
+from ..runtime import READ, WRITE, label_of, rt
+from ..sync.ww_mutex import WWAcquireCtx, WWClass, WWMutex, check_ww_ctx
+from .fences import DmaResvList, Usage, _list_capacity, _list_free, _roundup_pow_of_two, check_usage
+from .iterator import DmaResvIter
 
-__all__ = [
-    "DmaResv",
-    "DmaResvIter",
-    "DmaResvList",
-    "ReservationObject",
-    "Usage",
-    "check_resv",
-    "check_usage",
-    "reservation_ww_class",
-    "usage_rw",
-]
+__all__ = ["DmaResv", "ReservationObject", "check_resv", "reservation_ww_class"]
 
 #: The Wait-Die ww class of every reservation lock (``DEFINE_WD_CLASS(reservation_ww_class)``).
 reservation_ww_class = WWClass("reservation_ww_class", wait_die=True)
-
-
-class Usage(IntEnum):
-    """How the operation behind a fence uses the buffer (``enum dma_resv_usage``).
-
-    Ordered: a query for usage *u* returns every fence with usage ``<= u``. A fence can be promoted
-    (re-added with a larger usage, e.g. BOOKKEEP to READ only via a new entry) but an entry is never
-    degraded by :meth:`DmaResv.add_fence` (WRITE stays WRITE when re-added as READ).
-    """
-
-    #: kernel memory management (moves, clears): every user must wait for these.
-    KERNEL = 0
-    #: implicit-sync writers.
-    WRITE = 1
-    #: implicit-sync readers.
-    READ = 2
-    #: no implicit sync (explicit sync, page-table updates, preemption fences).
-    BOOKKEEP = 3
-
-
-def usage_rw(write: bool) -> Usage:
-    """The usage an access must wait for: a writer waits for readers and writers (READ), a reader only for
-    writers (WRITE). Kernel: ``dma_resv_usage_rw`` (include/linux/dma-resv.h)."""
-    return Usage.READ if write else Usage.WRITE
-
-
-def check_usage(usage: object, fn: str) -> Usage:
-    """Argument check: a :class:`Usage` (or the int of one)."""
-    if isinstance(usage, bool) or not isinstance(usage, int) or not 0 <= usage <= 3:
-        raise InvalidArgument(f"{fn} needs a dma_resv usage (DMA_RESV_USAGE_KERNEL..BOOKKEEP), got {usage!r}")
-    return Usage(usage)
-
-
-# struct dma_resv_list is {rcu_head (16 bytes), u32 num_fences, u32 max_fences, table[] of 8-byte slots};
-# kmalloc rounds the request up to its bucket and the list uses every slot of it (kmalloc_size_roundup).
-_LIST_HEADER = 24
-_SLOT = 8
-_KMALLOC_BUCKETS = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
-_PAGE = 4096
-
-
-def _kmalloc_size_roundup(size: int) -> int:
-    for b in _KMALLOC_BUCKETS:
-        if size <= b:
-            return b
-    pages = -(-size // _PAGE)
-    return _PAGE * (1 << (pages - 1).bit_length())
-
-
-def _list_capacity(n: int) -> int:
-    """``max_fences`` of a list allocated for ``n`` fences (``dma_resv_list_alloc``)."""
-    return (_kmalloc_size_roundup(_LIST_HEADER + _SLOT * n) - _LIST_HEADER) // _SLOT
-
-
-def _roundup_pow_of_two(n: int) -> int:
-    return 1 if n <= 1 else 1 << (n - 1).bit_length()
-
-
-class DmaResvList:
-    """One published state of a resv's fences (``struct dma_resv_list``).
-
-    ``table`` (a tuple of ``(fence, usage)``) never changes once published; ``max_fences`` (the reserved
-    capacity) is the only field updated in place, under the resv lock. The list owns one reference on each
-    fence in ``table`` while it is the object's current list.
-    """
-
-    __slots__ = ("__weakref__", "max_fences", "table")
-
-    def __init__(self, table: tuple[tuple[DmaFence, Usage], ...], max_fences: int) -> None:
-        self.table = table
-        self.max_fences = max_fences
-
-    @property
-    def num_fences(self) -> int:
-        """Entries in use."""
-        return len(self.table)
-
-    def __repr__(self) -> str:
-        ents = ", ".join(f"{label_of(f)}:{u.name}" for f, u in self.table)
-        return f"<DmaResvList {self.num_fences}/{self.max_fences} [{ents}]>"
-
-
-def _list_free(lst: DmaResvList | None) -> None:
-    """``dma_resv_list_free``: drop the list's references."""
-    if lst is None:
-        return
-    for f, _u in lst.table:
-        f.put()
 
 
 class DmaResv:
@@ -527,162 +422,3 @@ def check_resv(obj: Any, fn: str) -> DmaResv:
         raise InvalidArgument(f"{fn} needs a DmaResv, got {what}")
     obj._ready(fn)
     return obj
-
-
-class DmaResvIter:
-    """A cursor over a resv's fences (``struct dma_resv_iter``).
-
-    Fields (kernel names): ``obj``, ``usage`` (the largest usage returned), ``fence`` (current; the unlocked
-    walk holds a reference on it), ``fence_usage``, ``index``, ``fences`` (the list being walked: an
-    unlocked step restarts when it is no longer the object's current list, so assigning anything else
-    forces a restart), ``num_fences``, ``is_restarted``.
-
-    ``DmaResvIter(obj, usage)`` is begun; iterating it (``for fence in cursor``) walks unlocked, and
-    ``with cursor:`` ends it (drops the reference on the current fence).
-
-    Kernel: ``struct dma_resv_iter`` and ``dma_resv_iter_*`` (include/linux/dma-resv.h, dma-resv.c).
-    """
-
-    def __init__(self, obj: DmaResv | None = None, usage: Usage = Usage.BOOKKEEP) -> None:
-        self.obj: DmaResv | None = None
-        self.usage = Usage.BOOKKEEP
-        self.fence: DmaFence | None = None
-        self.fence_usage = Usage.KERNEL
-        self.index = 0
-        self.fences: Any = None
-        self.num_fences = 0
-        self.is_restarted = False
-        if obj is not None:
-            self.begin(obj, usage)
-
-    def begin(self, obj: DmaResv, usage: Usage) -> None:
-        """Start a walk of ``obj``'s fences with usage ``<= usage``. Kernel: ``dma_resv_iter_begin``."""
-        self.obj = check_resv(obj, "dma_resv_iter_begin")
-        self.usage = check_usage(usage, "dma_resv_iter_begin")
-        self.fence = None
-
-    def end(self) -> None:
-        """Drop the reference on the current fence (unlocked walks). Kernel: ``dma_resv_iter_end``."""
-        f, self.fence = self.fence, None
-        if f is not None:
-            f.put()
-
-    def _obj(self, fn: str) -> DmaResv:
-        if self.obj is None:
-            raise InvalidArgument(f"{fn}: the cursor was never begun; call dma_resv_iter_begin first")
-        return self.obj
-
-    # ------------------------------------------------------------------ unlocked walk
-    def _current_list(self, obj: DmaResv) -> DmaResvList | None:
-        """``dma_resv_fences_list`` read without the lock (``rcu_dereference``)."""
-        rt().point("dma_resv_fences_list", obj, READ)
-        return obj.fences
-
-    def _restart_unlocked(self, obj: DmaResv) -> None:
-        self.index = 0
-        self.num_fences = 0
-        self.fences = self._current_list(obj)
-        if self.fences is not None:
-            self.num_fences = self.fences.num_fences
-        self.is_restarted = True
-
-    def _walk_unlocked(self, obj: DmaResv) -> None:
-        """Advance to the next unsignaled fence of a usage we want, taking a reference on it."""
-        if self.fences is None:
-            # The kernel returns here keeping the previous fence (only reachable when copy_fences emptied
-            # the list); the model drops it so a fence is never returned twice in a row.
-            self.end()
-            return
-        while True:
-            self.end()
-            if self.index >= self.num_fences:
-                return
-            lst: DmaResvList = self.fences
-            f, u = lst.table[self.index]
-            self.index += 1
-            self.fence_usage = u
-            self.fence = f.get_unless_zero()
-            if self.fence is None:
-                self._restart_unlocked(obj)
-                continue
-            if not self.fence.is_signaled() and self.usage >= u:
-                return
-
-    def first_unlocked(self) -> DmaFence | None:
-        """The first unsignaled fence (with a cursor reference), or ``None``.
-
-        Locking: none (an RCU walk in the kernel). Kernel: ``dma_resv_iter_first_unlocked``.
-        """
-        obj = self._obj("dma_resv_iter_first_unlocked")
-        while True:
-            self._restart_unlocked(obj)
-            self._walk_unlocked(obj)
-            if self._current_list(obj) is self.fences:
-                return self.fence
-
-    def next_unlocked(self) -> DmaFence | None:
-        """The next unsignaled fence, restarting (``is_restarted``) if the list changed meanwhile.
-
-        Locking: none. Kernel: ``dma_resv_iter_next_unlocked``.
-        """
-        obj = self._obj("dma_resv_iter_next_unlocked")
-        self.is_restarted = False
-        restart = self._current_list(obj) is not self.fences
-        while True:
-            if restart:
-                self._restart_unlocked(obj)
-            self._walk_unlocked(obj)
-            restart = True
-            if self._current_list(obj) is self.fences:
-                return self.fence
-
-    # ------------------------------------------------------------------ locked walk
-    def first(self) -> DmaFence | None:
-        """The first fence (signaled ones included, no reference taken), or ``None``.
-
-        Locking: held (asserted). Kernel: ``dma_resv_iter_first``.
-        """
-        obj = self._obj("dma_resv_iter_first")
-        obj.assert_held()
-        self.index = 0
-        self.fences = obj.fences
-        f = self.next()
-        self.is_restarted = True
-        return f
-
-    def next(self) -> DmaFence | None:
-        """The next fence of a usage we want. Locking: held (asserted). Kernel: ``dma_resv_iter_next``."""
-        obj = self._obj("dma_resv_iter_next")
-        obj.assert_held()
-        self.is_restarted = False
-        while True:
-            lst = self.fences
-            if not isinstance(lst, DmaResvList) or self.index >= lst.num_fences:
-                return None
-            f, self.fence_usage = lst.table[self.index]
-            self.index += 1
-            if self.fence_usage <= self.usage:
-                return f
-
-    # ------------------------------------------------------------------ Python protocol
-    def __iter__(self) -> Iterator[DmaFence]:
-        f = self.first_unlocked()
-        while f is not None:
-            yield f
-            f = self.next_unlocked()
-
-    def __enter__(self) -> DmaResvIter:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if et is not None and not issubclass(et, Exception):
-            return
-        self.end()
-
-    def __repr__(self) -> str:
-        return (
-            f"<DmaResvIter {label_of(self.obj)} usage<={self.usage.name} index={self.index} "
-            f"restarted={self.is_restarted}>"
-        )
