@@ -10,11 +10,20 @@ vector clocks.
 After each execution, every *race* -- an event ``i`` conflicting with a later event ``j`` of another task that
 is not HB-ordered before ``j``'s program-order predecessor -- is a place where the opposite order might give
 a new behaviour. For each race, the *initials* of ``v = notdep(i).j`` (the tasks that could start a
-reordering executing ``j`` before ``i``) are computed; if none of them is already in the backtrack or sleep
-set of the node before ``i``, one that is enabled there is added (a source set). Sleep sets prevent exploring
-the same Mazurkiewicz trace twice: a task explored at a node sleeps in the sibling subtrees until a
-dependent event wakes it; an execution in which every enabled task sleeps is abandoned (*sleep-set blocked*,
-counted in ``stats`` but not as an execution).
+reordering executing ``j`` before ``i``) are computed under the happens-before of the *reordered* trace
+(prefix, then ``v``: two steps of ``v`` may be ordered in this execution only through a step that happens
+after ``i``, which ``v`` leaves out); if none of them is already in the backtrack or sleep set of the node
+before ``i``, one that is enabled there is added (a source set). Sleep sets prevent exploring the same
+Mazurkiewicz trace twice: a task explored at a node sleeps in the sibling subtrees until a dependent event
+wakes it; an execution in which every enabled task sleeps is abandoned (*sleep-set blocked*, counted in
+``stats`` but not as an execution) -- its races are still analysed, including those of the steps the live
+tasks were about to take (a task that never got to run may be the one to reorder).
+
+Incremental analysis
+--------------------
+Vector clocks are computed step by step; every change of the analysis state is logged, so the next
+execution rewinds to the node whose choice changed and replays the prefix before it without recording
+anything (the prefix is deterministic; its new objects are aliased to the keys the recorded events used).
 
 Blocking
 --------
@@ -36,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...runtime import READ, RELEASE, Task
+from ...runtime import LOCAL, READ, RELEASE, Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from ..schedule import Entry
 
@@ -164,11 +173,12 @@ class DPOR:
         self._reads: dict[Any, list[int]] = {}  # object key -> join of the reads since that write
         self._head: dict[Any, int] = {}  # object key -> its last event
         self._last_ev: dict[int, int] = {}  # task -> its last step event
-        self._ds: dict[int, int] = {}  # task -> last event executed while it was disabled
         self._spawned_at: dict[int, tuple[int, int]] = {}  # child -> (spawn event, parent)
         #: id(object of this execution) -> (its history key, the object): objects of the replayed prefix
         #: are new objects standing for the ones the recorded events saw
         self._alias: dict[int, tuple[Any, Any]] = {}
+        #: (task, object, access, waits) of the steps pending when an execution was pruned
+        self._pending: list[tuple[int, Any, str, bool]] = []
         self._keep = -1  # nodes before this one are replayed without recording
         self._scan_node = 0  # races are looked for in events at or after this node
         self._fresh_ev = 0  # first event recorded by this execution
@@ -193,6 +203,7 @@ class DPOR:
         self._alias = {}
         self.sleep = set()
         self._pruned = False
+        self._pending = []
 
     def _rewind(self, mark: int) -> None:
         undo = self._undo
@@ -218,6 +229,13 @@ class DPOR:
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
         self.stats[why] += 1
+        # the steps the live tasks were about to take: their races count as well (source-DPOR looks at
+        # every task's next step, not only the executed ones)
+        self._pending = [
+            (t.id, t.obj, t.access, t.ready is not None)
+            for t in rt._live
+            if t.at_point and t.access is not LOCAL  # type: ignore[attr-defined]
+        ]
         rt.abort(Outcome("pruned", why))
 
     def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:
@@ -329,23 +347,22 @@ class DPOR:
         node.ev = j
         undo = self._undo
         push = undo.append  # every change below is logged as (dict, key, old value) for _rewind
-        # the enabler: the event executed at the last node where this task was disabled
-        ds = self._ds
+        # the enabler: the event executed at the last node where this task was disabled (it has been at
+        # this point since its previous step, or since it was spawned)
         if chosen.ready is not None:
             ev.wait = True
-            e = ds.get(q)
-            if e is not None:
-                ev.enabler = e
-                push((ds, q, e))
-                del ds[q]
-        live = rt._live
-        if len(live) > len(options):
-            en = set(node.tids)
-            for t in live:
-                if t.at_point and t.id not in en:
-                    tid = t.id
-                    push((ds, tid, ds.get(tid, _MISSING)))
-                    ds[tid] = j
+            prev = self._last_ev.get(q, -1)
+            if prev >= 0:
+                stop = events[prev].node
+            else:
+                sp = self._spawned_at.get(q)
+                stop = -1 if sp is None else events[sp[0]].node - 1
+            nodes = self.nodes
+            for k in range(pos - 1, stop, -1):
+                nk = nodes[k]
+                if nk.kind == "t" and q not in nk.tids:
+                    ev.enabler = nk.ev
+                    break
         # vector clock: program order, then the last write (and for a write the reads since it)
         clock = self._clock
         old = clock.get(q, _MISSING)
@@ -479,8 +496,12 @@ class DPOR:
     # ------------------------------------------------------------------ after an execution
     def advance(self, outcome: Outcome) -> bool:
         del self.nodes[self.pos :]
-        if not self._pruned:
-            self._races()
+        # races of a sleep-set blocked execution count too, with its pending steps: its steps are real, and
+        # a reversal may lead to traces no other execution reaches (a task spawned late, whose first step
+        # races with a step that left only sleeping tasks enabled)
+        self._races()
+        if self._pending:
+            self._pending_races()
         nodes = self.nodes
         while nodes:
             node = nodes[-1]
@@ -506,38 +527,70 @@ class DPOR:
 
     def _races(self) -> None:
         """A source-set update for every race of a step recorded by this execution (the vector clocks
-        were computed step by step): scan the step's object history backwards."""
+        were computed step by step)."""
         events = self.events
         scan = self._scan_node
         for j in range(self._fresh_ev, len(events)):
             ev = events[j]
-            if ev.kind != "s" or ev.node < scan:
+            if ev.kind == "s" and ev.node >= scan:
+                self._scan(j)
+
+    def _pending_races(self) -> None:
+        """The races of the steps pending at the end of a pruned execution, as if each ran next."""
+        events = self.events
+        at = len(self.nodes)
+        for tid, obj, access, waits in self._pending:
+            key = self._key(obj)
+            ev = _Ev("s", tid, obj, key, access, at)
+            ev.wait = waits
+            pred = self._clock.get(tid, _EMPTY)
+            lw = self._last_w.get(key)
+            vc = list(pred) if lw is None else _joined(pred, lw)
+            if access != READ:
+                rd = self._reads.get(key)
+                if rd is not None:
+                    vc = _joined(vc, rd)
+            if len(vc) <= tid:
+                vc += [0] * (tid + 1 - len(vc))
+            vc[tid] = (pred[tid] if tid < len(pred) else 0) + 1
+            ev.vc, ev.pred = vc, pred
+            ev.prev_obj = self._head.get(key, -1)
+            ev.prev_task = self._last_ev.get(tid, -1)
+            events.append(ev)
+            try:
+                self._scan(len(events) - 1)
+            finally:
+                events.pop()
+
+    def _scan(self, j: int) -> None:
+        """Scan the history of step ``j``'s object backwards for the steps it races with."""
+        events = self.events
+        ev = events[j]
+        q = ev.tid
+        pred = ev.pred
+        npred = len(pred)
+        i = ev.prev_obj
+        while i >= 0:
+            ei = events[i]
+            nxt = ei.prev_obj
+            if ei.tid == q or (ei.access == READ and ev.access == READ):
+                i = nxt
                 continue
-            q = ev.tid
-            pred = ev.pred
-            npred = len(pred)
-            i = ev.prev_obj
-            while i >= 0:
-                ei = events[i]
-                nxt = ei.prev_obj
-                if ei.tid == q or (ei.access == READ and ev.access == READ):
-                    i = nxt
-                    continue
-                ti = ei.tid
-                if ei.vc[ti] <= (pred[ti] if ti < npred else 0):
-                    if ei.access != READ:
-                        break
-                    i = nxt
-                    continue
-                if i == ev.enabler or (ev.wait and not self._could_run_before(i, j, ev.prev_task)):
-                    # the enabling event, or one the waiting step could not have run before: the real
-                    # race is further back
-                    i = nxt
-                    continue
-                self._race(i, j)
+            ti = ei.tid
+            if ei.vc[ti] <= (pred[ti] if ti < npred else 0):
                 if ei.access != READ:
                     break
                 i = nxt
+                continue
+            if i == ev.enabler or (ev.wait and not self._could_run_before(i, j, ev.prev_task)):
+                # the enabling event, or one the waiting step could not have run before: the real
+                # race is further back
+                i = nxt
+                continue
+            self._race(i, j)
+            if ei.access != READ:
+                break
+            i = nxt
 
     def _could_run_before(self, i: int, j: int, prev: int) -> bool:
         """Could waiting step ``j`` have executed in the state before step ``i``? If its task was already
@@ -560,34 +613,47 @@ class DPOR:
             return  # forced prefix nodes: their alternatives are other work units
         ti = ei.tid
         ci = ei.vc[ti]
-        # v = events after i (steps) that do not happen after i, then j; initials = tasks whose first event
-        # in v has no HB predecessor in v
-        v: list[_Ev] = []
-        for k in range(i + 1, j):
-            ek = events[k]
-            if ek.kind != "s":
-                continue
-            vk = ek.vc
-            if ti < len(vk) and vk[ti] >= ci:
-                continue
-            v.append(ek)
-        v.append(events[j])
+        # v = the steps after i that do not happen after i, then j. The initials of v are the tasks whose
+        # first step in v has no predecessor in v, under the happens-before of the reordered trace (prefix
+        # up to i, then v) -- not of this execution, where a step of v can follow another only through a
+        # step that happens after i (and is not in v). Tracked with bitmasks over the positions in v.
+        tmask: dict[int, int] = {}  # task -> steps of v it has seen
+        wmask: dict[Any, int] = {}  # object -> steps of v its last write in v has seen
+        rmask: dict[Any, int] = {}  # object -> steps of v its reads since that write have seen
         initials: list[int] = []
-        seen: set[int] = set()
-        for idx, ek in enumerate(v):
-            if ek.tid in seen:
+        bit = 1
+        for k in range(i + 1, j + 1):
+            ek = events[k]
+            kind = ek.kind
+            if kind == "spawn":
+                m = tmask.get(ek.tid, 0)
+                if m:
+                    tmask[ek.other] = m
                 continue
-            seen.add(ek.tid)
-            vk = ek.vc
-            nk = len(vk)
-            first = True
-            for em in v[:idx]:
-                tm = em.tid
-                if em.vc[tm] <= (vk[tm] if tm < nk else 0):
-                    first = False
-                    break
-            if first:
-                initials.append(ek.tid)
+            if kind == "join":
+                m = tmask.get(ek.other, 0)
+                if m:
+                    tmask[ek.tid] = tmask.get(ek.tid, 0) | m
+                continue
+            if k != j:
+                vk = ek.vc
+                if ti < len(vk) and vk[ti] >= ci:
+                    continue  # happens after i
+            q = ek.tid
+            key = ek.key
+            m = tmask.get(q, 0) | wmask.get(key, 0)
+            if ek.access != READ:
+                m |= rmask.get(key, 0)
+            if m == 0:
+                initials.append(q)
+            m |= bit
+            bit <<= 1
+            tmask[q] = m
+            if ek.access != READ:
+                wmask[key] = m
+                rmask.pop(key, None)
+            else:
+                rmask[key] = rmask.get(key, 0) | m
         # a task spawned after i did not exist at node i: the reversal starts with the task that spawns it
         spawned_at = self._spawned_at
         subst = []
