@@ -98,6 +98,16 @@ def test_never_complete_and_runs_the_budget(strategy: str, kw: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("strategy,kw", [("pct", {"depth": 2}), ("random", {})])
+def test_without_a_budget_they_stop_at_the_default_and_say_so(strategy: str, kw: dict[str, Any]) -> None:
+    from dmabuf.explore.engine import DEFAULT_SAMPLES
+
+    res = explore(clean(), strategy=strategy, **kw)
+    assert res.ok and not res.complete
+    assert res.executions == DEFAULT_SAMPLES
+    assert any("max_executions" in n and "time_budget" in n for n in res.notes), res.notes
+
+
+@pytest.mark.parametrize("strategy,kw", [("pct", {"depth": 2}), ("random", {})])
 def test_same_seed_same_search(strategy: str, kw: dict[str, Any]) -> None:
     def find(seed: int) -> tuple[int, str]:
         res = explore(lost_update(3), strategy=strategy, seed=seed, max_executions=500, **kw)

@@ -43,6 +43,10 @@ def _make_strategy(strategy: str, preemption_bound: int | None, seed: int, **kw:
     return extra.make(strategy, preemption_bound, seed, **kw)
 
 
+#: executions of ``random``/``pct`` when neither ``max_executions`` nor ``time_budget`` is given
+DEFAULT_SAMPLES = 1_000
+
+
 def explore(
     body: Callable[[], Any],
     strategy: str = "dpor",
@@ -66,7 +70,9 @@ def explore(
         body: zero-argument callable; runs as the first task (``main``) of every execution.
         strategy: ``"dpor"`` (default), ``"dfs"``, ``"random"`` or ``"pct"``.
         preemption_bound: at most this many involuntary switches per execution (``None``: unbounded).
-        max_executions: stop after this many executions.
+        max_executions: stop after this many executions (``random`` and ``pct`` never finish by
+            themselves: with neither this nor ``time_budget`` they stop after ``DEFAULT_SAMPLES`` = 1,000,
+            and say so in ``result.notes``).
         time_budget: stop after this many seconds (checked between executions).
         seed: seed of the random strategies.
         workers: local worker processes (1: in this process).
@@ -101,6 +107,14 @@ def explore(
             f"time_budget must be a positive number of seconds or None, got {time_budget!r}"
         )
     strat = _make_strategy(strategy, preemption_bound, seed, depth=depth, max_steps=max_steps)
+    budget_note = ""
+    if not getattr(strat, "exhaustive", True) and max_executions is None and time_budget is None:
+        # a sampling strategy never ends by itself: without a budget it would run until interrupted
+        max_executions = DEFAULT_SAMPLES
+        budget_note = (
+            f"{strat.name}: no max_executions or time_budget given, so it stopped after the default "
+            f"{DEFAULT_SAMPLES:,} executions; pass either to search longer"
+        )
     db = resolve(database)
     key = body_key(body)
     if workers != 1:
@@ -119,10 +133,12 @@ def explore(
             shrink,
             db,
         )
+        if budget_note:
+            result.notes.insert(0, budget_note)
         return result
     rt = ControlledRuntime(strat, max_steps)
     t0 = time.perf_counter()
-    notes: list[str] = []
+    notes: list[str] = [budget_note] if budget_note else []
     activate(rt)
     try:
         # phase 1: replay stored failures of this body first
