@@ -3,7 +3,6 @@
 import pytest
 
 import dmabuf
-from dmabuf.errors import UsageError
 from dmabuf.examples.classic import locked_family
 from dmabuf.kernel import Mutex
 
@@ -52,8 +51,9 @@ def test_workers_find_and_shrink_failures(strategy):
     assert again is not None and again.kind == "deadlock"
 
 
-def test_random_workers_need_a_budget():
-    with pytest.raises(UsageError, match="needs max_executions or time_budget"):
-        dmabuf.explore(abba, strategy="random", workers=2, database=None)
+def test_random_workers_without_a_budget_use_the_default_one():
+    res = dmabuf.explore(abba, strategy="random", workers=2, database=None)
+    assert res.failure is not None and res.failure.kind == "deadlock"
+    assert any("default" in n for n in res.notes), res.notes
     res = dmabuf.explore(abba, strategy="random", workers=2, max_executions=200, database=None)
     assert res.failure is not None and res.failure.kind == "deadlock"

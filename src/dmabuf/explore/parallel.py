@@ -227,8 +227,6 @@ def explore_parallel(
         raise UsageError("workers > 1 needs the 'fork' start method (Linux); run with workers=1")
     t0 = time.perf_counter()
     exhaustive = strategy in ("dfs", "dpor")
-    if not exhaustive and max_executions is None and time_budget is None:
-        raise UsageError(f"strategy {strategy!r} with workers > 1 needs max_executions or time_budget")
     failed: tuple[list[Entry], str] | None = None
     executions = 0
     complete = False
