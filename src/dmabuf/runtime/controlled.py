@@ -246,26 +246,12 @@ class ControlledRuntime(Runtime):
         return outcome
 
     # ------------------------------------------------------------------ scheduling core
-    def _enabled(self) -> list[_CTask]:
-        now = self.now
-        opts = []
-        for t in self._live:
-            if t.at_point:
-                r = t.ready
-                if r is None or r():
-                    opts.append(t)
-                else:
-                    d = t.deadline
-                    if d is not None and d <= now:
-                        opts.append(t)
-        return opts
-
     def _reschedule(self, cur: _CTask | None) -> Any:
         """Pick the task that executes next and switch to it. Returns when ``cur`` is picked again (or, if
         ``cur`` is ``None``, when this greenlet is reused for a new task: then the new task is returned)."""
         while True:
-            # the enabled tasks (as _enabled, inlined: this is the hottest loop of the explorer), noting the
-            # first enabled LOCAL step
+            # the enabled tasks (at a point, and with no wait predicate, a true one or a passed deadline),
+            # noting the first enabled LOCAL step; inline: this is the hottest loop of the explorer
             now = self.now
             opts = []
             local = None

@@ -363,23 +363,13 @@ class DPOR:
                 if nk.kind == "t" and q not in nk.tids:
                     ev.enabler = nk.ev
                     break
-        # vector clock: program order, then the last write (and for a write the reads since it)
+        # the step's vector clock, then the analysis state it changes (every change logged)
         clock = self._clock
         old = clock.get(q, _MISSING)
-        pred: list[int] = _EMPTY if old is _MISSING else old  # type: ignore[assignment]
         last_w = self._last_w
         reads = self._reads
         lw = last_w.get(key)
-        vc = list(pred) if lw is None else _joined(pred, lw)
-        if ca != READ:
-            rd = reads.get(key)
-            if rd is not None:
-                vc = _joined(vc, rd)
-        if len(vc) <= q:
-            vc += [0] * (q + 1 - len(vc))
-        vc[q] = (pred[q] if q < len(pred) else 0) + 1
-        ev.vc = vc
-        ev.pred = pred
+        vc = self._clock_of(ev)
         push((clock, q, old))
         clock[q] = vc
         if ca != READ:
@@ -543,17 +533,7 @@ class DPOR:
             key = self._key(obj)
             ev = _Ev("s", tid, obj, key, access, at)
             ev.wait = waits
-            pred = self._clock.get(tid, _EMPTY)
-            lw = self._last_w.get(key)
-            vc = list(pred) if lw is None else _joined(pred, lw)
-            if access != READ:
-                rd = self._reads.get(key)
-                if rd is not None:
-                    vc = _joined(vc, rd)
-            if len(vc) <= tid:
-                vc += [0] * (tid + 1 - len(vc))
-            vc[tid] = (pred[tid] if tid < len(pred) else 0) + 1
-            ev.vc, ev.pred = vc, pred
+            self._clock_of(ev)
             ev.prev_obj = self._head.get(key, -1)
             ev.prev_task = self._last_ev.get(tid, -1)
             events.append(ev)
@@ -561,6 +541,24 @@ class DPOR:
                 self._scan(len(events) - 1)
             finally:
                 events.pop()
+
+    def _clock_of(self, ev: _Ev) -> list[int]:
+        """Set ``ev.pred`` and ``ev.vc`` for step ``ev`` taken now: its task's clock, joined with the last
+        write of its object (and, for a write, the reads since), plus one for the step."""
+        q = ev.tid
+        key = ev.key
+        pred = self._clock.get(q, _EMPTY)
+        lw = self._last_w.get(key)
+        vc = list(pred) if lw is None else _joined(pred, lw)
+        if ev.access != READ:
+            rd = self._reads.get(key)
+            if rd is not None:
+                vc = _joined(vc, rd)
+        if len(vc) <= q:
+            vc += [0] * (q + 1 - len(vc))
+        vc[q] = (pred[q] if q < len(pred) else 0) + 1
+        ev.vc, ev.pred = vc, pred
+        return vc
 
     def _scan(self, j: int) -> None:
         """Scan the history of step ``j``'s object backwards for the steps it races with."""
