@@ -213,3 +213,30 @@ def test_bounded_dpor_never_runs_more_than_unbounded(program, bound):
     if full.failure is None and bounded.failure is None:
         assert bounded.executions <= full.executions
         assert bounded_out <= full_out
+
+
+def test_a_daemon_blocked_at_the_end_still_races():
+    """A daemon whose only step is still pending at the end (its wait was enabled only for a moment): the
+    pending step races with the write that closed the window, so DPOR tries the daemon inside it."""
+    from dmabuf.kernel import READ_ONCE, WRITE_ONCE
+    from dmabuf.kernel.once import field_key
+
+    class S:
+        flag = 0
+        x = 0
+
+    def body():
+        s = S()
+
+        def daemon():
+            rt().wait("wait_flag", field_key(s, "flag"), READ, lambda: s.flag == 1)
+            WRITE_ONCE(s, "x", 1)
+
+        rt().spawn(daemon, (), "daemon", daemon=True)
+        WRITE_ONCE(s, "flag", 1)
+        WRITE_ONCE(s, "flag", 0)
+        assert READ_ONCE(s, "x") == 0, "the daemon ran in the window"
+
+    for strategy in ("dfs", "dpor"):
+        res = dmabuf.explore(body, strategy=strategy, probes=False, database=None)
+        assert res.failure is not None and res.failure.kind == "exception", strategy

@@ -148,6 +148,8 @@ class ControlledRuntime(Runtime):
         outcome = g.switch(main)
         if not isinstance(outcome, Outcome):
             raise InternalError(f"execution ended without an outcome ({outcome!r})")
+        if self._observe:
+            self.decider.on_end(self)  # type: ignore[attr-defined]
         self._kill_all()
         if outcome.kind == "ok":
             outcome.result = main.result

@@ -16,8 +16,9 @@ after ``i``, which ``v`` leaves out); if none of them is already in the backtrac
 before ``i``, one that is enabled there is added (a source set). Sleep sets prevent exploring the same
 Mazurkiewicz trace twice: a task explored at a node sleeps in the sibling subtrees until a dependent event
 wakes it; an execution in which every enabled task sleeps is abandoned (*sleep-set blocked*, counted in
-``stats`` but not as an execution) -- its races are still analysed, including those of the steps the live
-tasks were about to take (a task that never got to run may be the one to reorder).
+``stats`` but not as an execution) -- its races are still analysed. The steps the live tasks were about to
+take when an execution ended (pruned, or with blocked daemons) race too: a task that never got to run may
+be the one to reorder.
 
 Incremental analysis
 --------------------
@@ -229,14 +230,17 @@ class DPOR:
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
         self.stats[why] += 1
-        # the steps the live tasks were about to take: their races count as well (source-DPOR looks at
-        # every task's next step, not only the executed ones)
+        rt.abort(Outcome("pruned", why))
+
+    def on_end(self, rt: ControlledRuntime) -> None:
+        """The execution ended (finished, pruned, failed): note the steps the live tasks (blocked daemons,
+        tasks of a pruned execution) were about to take -- their races count as well (source-DPOR looks at
+        every task's next step, not only the executed ones)."""
         self._pending = [
             (t.id, t.obj, t.access, t.ready is not None)
             for t in rt._live
             if t.at_point and t.access is not LOCAL  # type: ignore[attr-defined]
         ]
-        rt.abort(Outcome("pruned", why))
 
     def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:
         if parent is None or self.pos <= self._keep:
