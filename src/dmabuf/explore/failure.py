@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..runtime._trace import TraceEvent
+from .picture import lanes
 
 __all__ = ["ExploreResult", "Failure", "repeating_suffix"]
 
@@ -41,14 +42,22 @@ class Failure:
         head = self.message if self.message.startswith(self.kind) else f"{self.kind}: {self.message}"
         lines = [head, ""]
         lines.append(f"Trace ({self.steps} steps, {self.preemptions} preemptions):")
-        lines.append(f"{'step':>4}  {'task':<12} {'operation':<14} object")
-        lines.extend(str(ev) for ev in self.trace)
+        lines.append(self.picture())
         if self.shrink_note:
             lines.append("")
             lines.append(self.shrink_note)
         lines.append("")
         lines.append(f"Replay: dmabuf.replay(body, {self.schedule!r})")
         return "\n".join(lines)
+
+    def picture(self, max_width: int = 32) -> str:
+        """The execution drawn as one column per task, time going down (see :mod:`.picture`)."""
+        return lanes(self.trace, max_width)
+
+    def table(self) -> str:
+        """The execution as a table, one event per line."""
+        head = f"{'step':>4}  {'task':<12} {'operation':<14} object"
+        return "\n".join([head, *(str(ev) for ev in self.trace)])
 
     def __str__(self) -> str:
         return self.story()
