@@ -13,7 +13,8 @@ Measured in one run:
 3. executions and seconds to the first bug for reorder_10, reorder_20 and twostage_100 (the SCTBench
    programs of tests/quality/test_quality_suite.py) under dfs, dpor, random and pct with d = 1, 2, 3, each
    within ``--budget`` seconds. PCT's row also shows the bound it reports (``1/(n*k^(d-1))``).
-4. the speed-up of ``workers=2`` over ``workers=1`` on DPOR locked 3x3 (or "workers: not available").
+4. the speed-up of ``workers=2`` over ``workers=1`` on DPOR locked 3x3 and 4x2 (target >= 1.7x, same
+   executions), or "workers: not available".
 """
 
 from __future__ import annotations
@@ -162,23 +163,29 @@ def section_first_bug(qs: Any, budget: float, seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 4. workers
-def section_workers() -> None:
-    print("\n4. workers=2 over workers=1 (dpor, locked 3x3)")
-    try:
+def _best(n: int, k: int, workers: int, repeats: int = 3) -> tuple[float, int]:
+    best, execs = float("inf"), 0
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        r2 = explore(locked(3, 3), workers=2)
-        t2 = time.perf_counter() - t0
-    except dmabuf.UsageError:
-        print("   workers: not available")
-        return
-    t0 = time.perf_counter()
-    r1 = explore(locked(3, 3), workers=1)
-    t1 = time.perf_counter() - t0
-    speedup = t1 / t2 if t2 > 0 else float("inf")
-    print(
-        f"   workers=1: {r1.executions:,} executions {t1:.2f} s; workers=2: {r2.executions:,} executions "
-        f"{t2:.2f} s; speed-up {speedup:.2f}x   target >= 1.5x  {mark(speedup >= 1.5)}"
-    )
+        r = explore(locked(n, k), workers=workers)
+        best, execs = min(best, time.perf_counter() - t0), r.executions
+    return best, execs
+
+
+def section_workers() -> None:
+    print("\n4. workers=2 over workers=1 (dpor, best of 3; target >= 1.7x)")
+    for n, k in [(3, 3), (4, 2)]:
+        try:
+            t2, e2 = _best(n, k, 2)
+        except dmabuf.UsageError:
+            print("   workers: not available")
+            return
+        t1, e1 = _best(n, k, 1)
+        speedup = t1 / t2 if t2 > 0 else float("inf")
+        print(
+            f"   locked {n}x{k}: workers=1 {e1:,} executions {t1:.2f} s; workers=2 {e2:,} executions "
+            f"{t2:.2f} s; speed-up {speedup:.2f}x  {mark(speedup >= 1.7 and e1 == e2)}"
+        )
 
 
 def main() -> None:
