@@ -123,3 +123,15 @@ def test_failure_story_is_readable():
     ]
     # the story ends with the state of every blocked task
     assert ("t1", "blocked", "B") in [(e.task, e.op, e.obj) for e in f.trace]
+
+
+def test_trace_events_have_the_contracts_fields():
+    """explorer-api.md: failure.trace is a list of events (task, operation, object, step)."""
+    from dmabuf.examples.classic import abba_deadlock
+
+    f = dmabuf.explore(abba_deadlock, database=None).failure
+    assert f is not None
+    locks = [(e.task, e.operation, e.object) for e in f.trace if e.operation == "lock"]
+    assert ("t1", "lock", "A") in locks and ("t2", "lock", "B") in locks
+    steps = [e.step for e in f.trace]
+    assert steps == sorted(steps) and steps[-1] == f.steps

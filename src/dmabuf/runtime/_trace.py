@@ -27,6 +27,16 @@ class TraceEvent(NamedTuple):
     access: str = ""
     note: str = ""
 
+    @property
+    def operation(self) -> str:
+        """The operation (the contract's name for :attr:`op`)."""
+        return self.op
+
+    @property
+    def object(self) -> str:
+        """The object's readable name (the contract's name for :attr:`obj`)."""
+        return self.obj
+
     def __str__(self) -> str:
         head = f"{self.step:>4}  {self.task:<12} {self.op:<14} {self.obj}"
         return f"{head}   ({self.note})" if self.note else head
