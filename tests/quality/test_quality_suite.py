@@ -273,8 +273,8 @@ def ww_no_backoff() -> Body:
 class Bug:
     """A program, the failure kind it must produce, and execution budgets per strategy (``None``: not
     expected within a reasonable budget; ``dpor`` budgets are for the default, unbounded search). The
-    comment after each entry gives the counts measured when the budget was set: dpor / random / pct d=2
-    with seed ``SEED``, and in parentheses the largest count over seeds 0-19."""
+    comment after each entry gives the counts measured when the budget was set: dpor (the default call, seed
+    0) / random / pct d=2 with seed ``SEED``, and in parentheses the largest count over seeds 0-19."""
 
     make: Callable[[], Body]
     kind: str
