@@ -84,7 +84,7 @@ def explore(
         resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C).
         progress: live progress bar (``None``: only when stderr is a terminal).
         probes: interleave probe executions with an exhaustive search (one after every 4 of its
-            executions), alternating a seeded random walk (finds bugs deep in a large space, reorder_N) and a
+            executions; every 8 after 1,000 and every 16 after 10,000), alternating a seeded random walk (finds bugs deep in a large space, reorder_N) and a
             preemption-bounded DPOR sub-search with bounds 1, 2, 3 in turn (finds few-preemption bugs that the
             unbounded search, which starts deep, reaches late). The search itself stays exhaustive. ``None``:
             on for ``dpor``. Probes are not counted in ``result.executions`` (the exhaustive search's
@@ -266,7 +266,10 @@ class _Search:
         rt.step_log = [] if self.track_classes else None
         started = self.executions
         while True:
-            due = self.probe is not None and self.executions % self.probe_every == self.probe_every - 1
+            n = self.executions
+            # probes find shallow bugs early; in a long search they thin out (1 in 4, then 8, then 16)
+            every = self.probe_every if n < 1_000 else self.probe_every * (2 if n < 10_000 else 4)
+            due = self.probe is not None and n % every == every - 1
             if due and self._probe():
                 return
             self.frontier_len = len(getattr(strat, "path", getattr(strat, "nodes", ())))
