@@ -37,6 +37,9 @@ that let it in. Reversals whose initial task is disabled at the target node are 
 For N tasks each doing K lock-protected increments this explores exactly one execution per order of the
 critical sections ((N*K)! / (K!)^N: 6 for 2x2, 90 for 3x2, 24 for 4x1, 1,680 for 3x3).
 
+Files: this module holds the search (the tree, scheduling, backtracking, resume); :mod:`.dpor_events` the
+nodes, events and clock helpers; :mod:`.dpor_races` the race detection.
+
 Data choices (``choose``) are nodes whose alternatives are all explored. With a preemption bound, backtrack
 points that would exceed it are not added (a subset of the unbounded search, so never more executions).
 """
@@ -46,108 +49,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...runtime import LOCAL, READ, RELEASE, Task
+from ...runtime import LOCAL, READ, Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from ..schedule import Entry
+from .dpor_events import EMPTY, MISSING, Ev, Node, conflict, joined
+from .dpor_races import RaceAnalysis
 
 __all__ = ["DPOR"]
 
 
-class _Node:
-    """A node of the DPOR tree: the state before one step (``kind == "t"``) or a data choice (``"c"``)."""
-
-    __slots__ = (
-        "backtrack",
-        "chosen",
-        "cur",
-        "done",
-        "ev",
-        "fixed",
-        "kind",
-        "mark",
-        "n",
-        "op",
-        "pre",
-        "sleep",
-        "tids",
-    )
-
-    def __init__(self, kind: str, tids: tuple[int, ...], n: int, cur: int, pre: int) -> None:
-        self.kind = kind
-        self.tids = tids  # enabled task ids (scheduling node)
-        self.n = n
-        self.cur = cur  # task id that reached the point, or -1
-        self.pre = pre  # preemptions before this node
-        self.chosen = 0  # task id (scheduling) or value (data)
-        self.op = ""
-        self.backtrack: set[int] = set()
-        self.done: set[int] = set()
-        self.sleep: frozenset[int] = frozenset()
-        self.fixed = False  # part of a work unit's forced prefix: never backtracked
-        #: (number of events, length of the undo log) when the node was reached; None until recorded
-        self.mark: tuple[int, int] | None = None
-        self.ev = -1  # index of the event of this node's step (scheduling nodes)
-
-    def entry(self) -> Entry:
-        if self.kind == "c":
-            return Entry("c", self.chosen, self.n)
-        return Entry("t", self.chosen, 0, self.op, "")
-
-
-class _Ev:
-    __slots__ = (
-        "access",
-        "enabler",
-        "key",
-        "kind",
-        "node",
-        "obj",
-        "other",
-        "pred",
-        "prev_obj",
-        "prev_task",
-        "tid",
-        "vc",
-        "wait",
-    )
-
-    def __init__(
-        self, kind: str, tid: int, obj: Any, key: Any, access: str, node: int, other: int = -1
-    ) -> None:
-        self.kind = kind  # "s" step, "spawn" (other = child), "join" (other = joined task)
-        self.tid = tid
-        self.obj = obj  # kept alive: its id may be the history key of later executions' objects
-        self.key = key
-        self.access = access
-        self.node = node
-        self.other = other
-        self.enabler = -1
-        self.wait = False
-        self.vc: list[int] = _EMPTY
-        self.pred: list[int] = _EMPTY  # the task's clock before this step
-        self.prev_obj = -1  # previous event on the same object
-        self.prev_task = -1  # previous step of the same task
-
-
-_EMPTY: list[int] = []
-_MISSING = object()
-
-
-def _conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
-    return (a1 != READ or a2 != READ) and (o1 is o2 or (type(o1) is str and o1 == o2))
-
-
-def _joined(a: list[int], b: list[int]) -> list[int]:
-    """The pointwise maximum of two vector clocks (missing entries are 0), as a new list."""
-    if len(a) < len(b):
-        a, b = b, a
-    r = [x if x > y else y for x, y in zip(a, b, strict=False)]
-    if len(a) > len(b):
-        r += a[len(b) :]
-    return r
-
-
-class DPOR:
+class DPOR(RaceAnalysis):
     """The ``"dpor"`` strategy (the default). See the module docstring."""
 
     name = "dpor"
@@ -156,9 +67,9 @@ class DPOR:
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         self.bound = preemption_bound
-        self.nodes: list[_Node] = []
+        self.nodes: list[Node] = []
         self.pos = 0
-        self.events: list[_Ev] = []
+        self.events: list[Ev] = []
         self.sleep: set[int] = set()
         self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "races": 0}
         self._pruned = False
@@ -178,7 +89,7 @@ class DPOR:
         #: id(object of this execution) -> (its history key, the object): objects of the replayed prefix
         #: are new objects standing for the ones the recorded events saw
         self._alias: dict[int, tuple[Any, Any]] = {}
-        #: (task, object, access, waits) of the steps pending when an execution was pruned
+        #: (task, object, access, waits) of the steps the live tasks were about to take when it ended
         self._pending: list[tuple[int, Any, str, bool]] = []
         self._keep = -1  # nodes before this one are replayed without recording
         self._scan_node = 0  # races are looked for in events at or after this node
@@ -210,22 +121,14 @@ class DPOR:
         undo = self._undo
         while len(undo) > mark:
             d, k, old = undo.pop()
-            if old is _MISSING:
+            if old is MISSING:
                 del d[k]
             else:
                 d[k] = old
 
     def _set(self, d: dict[Any, Any], k: Any, v: Any) -> None:
-        self._undo.append((d, k, d.get(k, _MISSING)))
+        self._undo.append((d, k, d.get(k, MISSING)))
         d[k] = v
-
-    def _key(self, obj: Any) -> Any:
-        """The history key of an object: strings by value (labels), everything else by identity (of the
-        object the recorded events saw, for objects of a replayed prefix)."""
-        if type(obj) is str:
-            return obj
-        a = self._alias.get(id(obj))
-        return id(obj) if a is None else a[0]
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
@@ -246,18 +149,18 @@ class DPOR:
         if parent is None or self.pos <= self._keep:
             return
         j = len(self.events)
-        self.events.append(_Ev("spawn", parent.id, None, None, "", self.pos, child.id))
-        self._set(self._clock, child.id, self._clock.get(parent.id, _EMPTY))
+        self.events.append(Ev("spawn", parent.id, None, None, "", self.pos, child.id))
+        self._set(self._clock, child.id, self._clock.get(parent.id, EMPTY))
         self._set(self._spawned_at, child.id, (j, parent.id))
 
     def on_local(self, rt: ControlledRuntime, t: Task) -> None:
         if not isinstance(t.obj, Task) or self.pos <= self._keep:
             return
-        self.events.append(_Ev("join", t.id, None, None, "", self.pos, t.obj.id))
+        self.events.append(Ev("join", t.id, None, None, "", self.pos, t.obj.id))
         clock = self._clock
         theirs = clock.get(t.obj.id)
         if theirs is not None:
-            self._set(clock, t.id, _joined(clock.get(t.id, _EMPTY), theirs))
+            self._set(clock, t.id, joined(clock.get(t.id, EMPTY), theirs))
 
     def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
@@ -286,7 +189,7 @@ class DPOR:
             return self._finish_step(rt, options, idx, pos, node, set(node.sleep) | node.done)
         ids = tuple([t.id for t in options])
         cur_id = cur.id if cur is not None and cur.id in ids else -1
-        node = _Node("t", ids, len(ids), cur_id, rt.preemptions)
+        node = Node("t", ids, len(ids), cur_id, rt.preemptions)
         node.sleep = frozenset(self.sleep)
         node.mark = (len(self.events), len(self._undo))
         if len(ids) > 1 and self._fpos < len(self.forced):
@@ -324,7 +227,7 @@ class DPOR:
         return self._finish_step(rt, options, idx, pos, node, set(sleep))
 
     def _finish_step(
-        self, rt: ControlledRuntime, options: Sequence[Task], idx: int, pos: int, node: _Node, sleep: set[int]
+        self, rt: ControlledRuntime, options: Sequence[Task], idx: int, pos: int, node: Node, sleep: set[int]
     ) -> int:
         chosen = options[idx]
         q = chosen.id
@@ -339,7 +242,7 @@ class DPOR:
                 t = tasks[tid]
                 if t.done or not t.at_point:
                     continue
-                if not _conflict(ca, co, t.access, t.obj):
+                if not conflict(ca, co, t.access, t.obj):
                     keep.add(tid)
             self.sleep = keep
         else:
@@ -347,7 +250,7 @@ class DPOR:
         events = self.events
         j = len(events)
         key = self._key(co)
-        ev = _Ev("s", q, co, key, ca, pos)
+        ev = Ev("s", q, co, key, ca, pos)
         node.ev = j
         undo = self._undo
         push = undo.append  # every change below is logged as (dict, key, old value) for _rewind
@@ -369,31 +272,31 @@ class DPOR:
                     break
         # the step's vector clock, then the analysis state it changes (every change logged)
         clock = self._clock
-        old = clock.get(q, _MISSING)
+        old = clock.get(q)
         last_w = self._last_w
         reads = self._reads
         lw = last_w.get(key)
-        vc = self._clock_of(ev)
-        push((clock, q, old))
+        vc = self._clock_of(ev, EMPTY if old is None else old, lw)
+        push((clock, q, MISSING if old is None else old))
         clock[q] = vc
         if ca != READ:
-            push((last_w, key, _MISSING if lw is None else lw))
+            push((last_w, key, MISSING if lw is None else lw))
             last_w[key] = vc
             if key in reads:
                 push((reads, key, reads.pop(key)))
         else:
             rd = reads.get(key)
-            push((reads, key, _MISSING if rd is None else rd))
-            reads[key] = vc if rd is None else _joined(rd, vc)
+            push((reads, key, MISSING if rd is None else rd))
+            reads[key] = vc if rd is None else joined(rd, vc)
         head = self._head
         h = head.get(key, -1)
         ev.prev_obj = h
-        push((head, key, _MISSING if h < 0 else h))
+        push((head, key, MISSING if h < 0 else h))
         head[key] = j
         last = self._last_ev
         h = last.get(q, -1)
         ev.prev_task = h
-        push((last, q, _MISSING if h < 0 else h))
+        push((last, q, MISSING if h < 0 else h))
         last[q] = j
         events.append(ev)
         return idx
@@ -410,7 +313,7 @@ class DPOR:
             if node.mark is None and pos >= self._keep:
                 node.mark = (len(self.events), len(self._undo))
             return node.chosen
-        node = _Node("c", (), n, -1, rt.preemptions)
+        node = Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
         node.mark = (len(self.events), len(self._undo))
         if self._fpos < len(self.forced):
@@ -424,7 +327,7 @@ class DPOR:
         return node.chosen
 
     def _diverged(
-        self, rt: ControlledRuntime, pos: int, node: _Node, options: Sequence[Task] | None, n: int = 0
+        self, rt: ControlledRuntime, pos: int, node: Node, options: Sequence[Task] | None, n: int = 0
     ) -> None:
         expected = (
             f"choose({node.n})"
@@ -476,7 +379,7 @@ class DPOR:
             raise ValueError(f"saved with preemption_bound={state.get('bound')}, not {self.bound}")
         nodes = []
         for kind, tids, n, cur, pre, chosen, op, bt, done, sleep in state["nodes"]:
-            nd = _Node(str(kind), tuple(int(t) for t in tids), int(n), int(cur), int(pre))
+            nd = Node(str(kind), tuple(int(t) for t in tids), int(n), int(cur), int(pre))
             nd.chosen, nd.op = int(chosen), str(op)
             nd.backtrack, nd.done, nd.sleep = (
                 {int(x) for x in bt},
@@ -518,157 +421,3 @@ class DPOR:
                 return True
             nodes.pop()
         return False
-
-    def _races(self) -> None:
-        """A source-set update for every race of a step recorded by this execution (the vector clocks
-        were computed step by step)."""
-        events = self.events
-        scan = self._scan_node
-        for j in range(self._fresh_ev, len(events)):
-            ev = events[j]
-            if ev.kind == "s" and ev.node >= scan:
-                self._scan(j)
-
-    def _pending_races(self) -> None:
-        """The races of the steps pending at the end of a pruned execution, as if each ran next."""
-        events = self.events
-        at = len(self.nodes)
-        for tid, obj, access, waits in self._pending:
-            key = self._key(obj)
-            ev = _Ev("s", tid, obj, key, access, at)
-            ev.wait = waits
-            self._clock_of(ev)
-            ev.prev_obj = self._head.get(key, -1)
-            ev.prev_task = self._last_ev.get(tid, -1)
-            events.append(ev)
-            try:
-                self._scan(len(events) - 1)
-            finally:
-                events.pop()
-
-    def _clock_of(self, ev: _Ev) -> list[int]:
-        """Set ``ev.pred`` and ``ev.vc`` for step ``ev`` taken now: its task's clock, joined with the last
-        write of its object (and, for a write, the reads since), plus one for the step."""
-        q = ev.tid
-        key = ev.key
-        pred = self._clock.get(q, _EMPTY)
-        lw = self._last_w.get(key)
-        vc = list(pred) if lw is None else _joined(pred, lw)
-        if ev.access != READ:
-            rd = self._reads.get(key)
-            if rd is not None:
-                vc = _joined(vc, rd)
-        if len(vc) <= q:
-            vc += [0] * (q + 1 - len(vc))
-        vc[q] = (pred[q] if q < len(pred) else 0) + 1
-        ev.vc, ev.pred = vc, pred
-        return vc
-
-    def _scan(self, j: int) -> None:
-        """Scan the history of step ``j``'s object backwards for the steps it races with."""
-        events = self.events
-        ev = events[j]
-        q = ev.tid
-        pred = ev.pred
-        npred = len(pred)
-        i = ev.prev_obj
-        while i >= 0:
-            ei = events[i]
-            nxt = ei.prev_obj
-            if ei.tid == q or (ei.access == READ and ev.access == READ):
-                i = nxt
-                continue
-            ti = ei.tid
-            if ei.vc[ti] <= (pred[ti] if ti < npred else 0):
-                if ei.access != READ:
-                    break
-                i = nxt
-                continue
-            if i == ev.enabler or (ev.wait and not self._could_run_before(i, j, ev.prev_task)):
-                # the enabling event, or one the waiting step could not have run before: the real
-                # race is further back
-                i = nxt
-                continue
-            self._race(i, j)
-            if ei.access != READ:
-                break
-            i = nxt
-
-    def _could_run_before(self, i: int, j: int, prev: int) -> bool:
-        """Could waiting step ``j`` have executed in the state before step ``i``? If its task was already
-        at that point there (``prev < i``), exactly when it was enabled there; if its task was still
-        earlier, not before a release (``i`` unlocking what ``j`` waits for)."""
-        ei = self.events[i]
-        tid = self.events[j].tid
-        if self._spawned_at.get(tid, (-1, -1))[0] > i:
-            prev = i + 1  # the task did not exist yet at i: it was "still earlier"
-        if prev < i:
-            return tid in self.nodes[ei.node].tids if ei.node < len(self.nodes) else False
-        return ei.access != RELEASE
-
-    def _race(self, i: int, j: int) -> None:
-        events = self.events
-        self.stats["races"] += 1
-        ei = events[i]
-        node = self.nodes[ei.node] if ei.node < len(self.nodes) else None
-        if node is None or node.kind != "t" or node.fixed:
-            return  # forced prefix nodes: their alternatives are other work units
-        ti = ei.tid
-        ci = ei.vc[ti]
-        # v = the steps after i that do not happen after i, then j. The initials of v are the tasks whose
-        # first step in v has no predecessor in v, under the happens-before of the reordered trace (prefix
-        # up to i, then v) -- not of this execution, where a step of v can follow another only through a
-        # step that happens after i (and is not in v). Tracked with bitmasks over the positions in v.
-        tmask: dict[int, int] = {}  # task -> steps of v it has seen
-        wmask: dict[Any, int] = {}  # object -> steps of v its last write in v has seen
-        rmask: dict[Any, int] = {}  # object -> steps of v its reads since that write have seen
-        initials: list[int] = []
-        bit = 1
-        for k in range(i + 1, j + 1):
-            ek = events[k]
-            kind = ek.kind
-            if kind == "spawn":
-                m = tmask.get(ek.tid, 0)
-                if m:
-                    tmask[ek.other] = m
-                continue
-            if kind == "join":
-                m = tmask.get(ek.other, 0)
-                if m:
-                    tmask[ek.tid] = tmask.get(ek.tid, 0) | m
-                continue
-            if k != j:
-                vk = ek.vc
-                if ti < len(vk) and vk[ti] >= ci:
-                    continue  # happens after i
-            q = ek.tid
-            key = ek.key
-            m = tmask.get(q, 0) | wmask.get(key, 0)
-            if ek.access != READ:
-                m |= rmask.get(key, 0)
-            if m == 0:
-                initials.append(q)
-            m |= bit
-            bit <<= 1
-            tmask[q] = m
-            if ek.access != READ:
-                wmask[key] = m
-                rmask.pop(key, None)
-            else:
-                rmask[key] = rmask.get(key, 0) | m
-        # a task spawned after i did not exist at node i: the reversal starts with the task that spawns it
-        spawned_at = self._spawned_at
-        subst = []
-        for p in initials:
-            while spawned_at.get(p, (-1, -1))[0] > i:
-                p = spawned_at[p][1]
-            subst.append(p)
-        initials = subst
-        if any(p in node.backtrack or p in node.sleep for p in initials):
-            return
-        for p in initials:
-            if p in node.tids:
-                if self.bound is not None and node.cur >= 0 and p != node.cur and node.pre + 1 > self.bound:
-                    continue
-                node.backtrack.add(p)
-                return

@@ -1,0 +1,106 @@
+"""The data of the DPOR search: tree nodes, recorded events, and vector-clock helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...runtime import READ
+from ..schedule import Entry
+
+__all__ = ["EMPTY", "MISSING", "Ev", "Node", "conflict", "joined"]
+
+
+class Node:
+    """A node of the DPOR tree: the state before one step (``kind == "t"``) or a data choice (``"c"``)."""
+
+    __slots__ = (
+        "backtrack",
+        "chosen",
+        "cur",
+        "done",
+        "ev",
+        "fixed",
+        "kind",
+        "mark",
+        "n",
+        "op",
+        "pre",
+        "sleep",
+        "tids",
+    )
+
+    def __init__(self, kind: str, tids: tuple[int, ...], n: int, cur: int, pre: int) -> None:
+        self.kind = kind
+        self.tids = tids  # enabled task ids (scheduling node)
+        self.n = n
+        self.cur = cur  # task id that reached the point, or -1
+        self.pre = pre  # preemptions before this node
+        self.chosen = 0  # task id (scheduling) or value (data)
+        self.op = ""
+        self.backtrack: set[int] = set()
+        self.done: set[int] = set()
+        self.sleep: frozenset[int] = frozenset()
+        self.fixed = False  # part of a work unit's forced prefix: never backtracked
+        #: (number of events, length of the undo log) when the node was reached; None until recorded
+        self.mark: tuple[int, int] | None = None
+        self.ev = -1  # index of the event of this node's step (scheduling nodes)
+
+    def entry(self) -> Entry:
+        if self.kind == "c":
+            return Entry("c", self.chosen, self.n)
+        return Entry("t", self.chosen, 0, self.op, "")
+
+
+class Ev:
+    __slots__ = (
+        "access",
+        "enabler",
+        "key",
+        "kind",
+        "node",
+        "obj",
+        "other",
+        "pred",
+        "prev_obj",
+        "prev_task",
+        "tid",
+        "vc",
+        "wait",
+    )
+
+    def __init__(
+        self, kind: str, tid: int, obj: Any, key: Any, access: str, node: int, other: int = -1
+    ) -> None:
+        self.kind = kind  # "s" step, "spawn" (other = child), "join" (other = joined task)
+        self.tid = tid
+        self.obj = obj  # kept alive: its id may be the history key of later executions' objects
+        self.key = key
+        self.access = access
+        self.node = node
+        self.other = other
+        self.enabler = -1
+        self.wait = False
+        self.vc: list[int] = EMPTY
+        self.pred: list[int] = EMPTY  # the task's clock before this step
+        self.prev_obj = -1  # previous event on the same object
+        self.prev_task = -1  # previous step of the same task
+
+
+#: the clock of a task with no event yet (never mutated)
+EMPTY: list[int] = []
+#: "no old value" in the undo log
+MISSING = object()
+
+
+def conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
+    return (a1 != READ or a2 != READ) and (o1 is o2 or (type(o1) is str and o1 == o2))
+
+
+def joined(a: list[int], b: list[int]) -> list[int]:
+    """The pointwise maximum of two vector clocks (missing entries are 0), as a new list."""
+    if len(a) < len(b):
+        a, b = b, a
+    r = [x if x > y else y for x, y in zip(a, b, strict=False)]
+    if len(a) > len(b):
+        r += a[len(b) :]
+    return r

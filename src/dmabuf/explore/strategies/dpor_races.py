@@ -1,0 +1,192 @@
+"""Race detection of the DPOR search (see :mod:`.dpor`): after an execution, every race of a newly
+recorded step -- and of the steps the live tasks were about to take when it ended -- becomes a source-set
+update of the node before the racing step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...runtime import READ, RELEASE
+from .dpor_events import EMPTY, Ev, Node, joined
+
+__all__ = ["RaceAnalysis"]
+
+
+class RaceAnalysis:
+    """The race half of :class:`.dpor.DPOR`, a mixin working on the search's own state (declared here)."""
+
+    nodes: list[Node]
+    events: list[Ev]
+    bound: int | None
+    stats: dict[str, int]
+    _clock: dict[int, list[int]]
+    _last_w: dict[Any, list[int]]
+    _reads: dict[Any, list[int]]
+    _last_ev: dict[int, int]
+    _head: dict[Any, int]
+    _spawned_at: dict[int, tuple[int, int]]
+    _alias: dict[int, tuple[Any, Any]]
+    _pending: list[tuple[int, Any, str, bool]]
+    _scan_node: int
+    _fresh_ev: int
+
+    def _key(self, obj: Any) -> Any:
+        """The history key of an object: strings by value (labels), everything else by identity (of the
+        object the recorded events saw, for objects of a replayed prefix)."""
+        if type(obj) is str:
+            return obj
+        a = self._alias.get(id(obj))
+        return id(obj) if a is None else a[0]
+
+    def _races(self) -> None:
+        """A source-set update for every race of a step recorded by this execution (the vector clocks
+        were computed step by step)."""
+        events = self.events
+        scan = self._scan_node
+        for j in range(self._fresh_ev, len(events)):
+            ev = events[j]
+            if ev.kind == "s" and ev.node >= scan:
+                self._scan(j)
+
+    def _pending_races(self) -> None:
+        """The races of the steps pending at the end of a pruned execution, as if each ran next."""
+        events = self.events
+        at = len(self.nodes)
+        for tid, obj, access, waits in self._pending:
+            key = self._key(obj)
+            ev = Ev("s", tid, obj, key, access, at)
+            ev.wait = waits
+            self._clock_of(ev, self._clock.get(tid, EMPTY), self._last_w.get(key))
+            ev.prev_obj = self._head.get(key, -1)
+            ev.prev_task = self._last_ev.get(tid, -1)
+            events.append(ev)
+            try:
+                self._scan(len(events) - 1)
+            finally:
+                events.pop()
+
+    def _clock_of(self, ev: Ev, pred: list[int], lw: list[int] | None) -> list[int]:
+        """Set ``ev.pred`` and ``ev.vc`` for step ``ev`` taken now: ``pred`` (its task's clock) joined with
+        ``lw`` (the clock of its object's last write, if any) and, for a write, the reads since, plus one for
+        the step."""
+        q = ev.tid
+        key = ev.key
+        vc = list(pred) if lw is None else joined(pred, lw)
+        if ev.access != READ:
+            rd = self._reads.get(key)
+            if rd is not None:
+                vc = joined(vc, rd)
+        if len(vc) <= q:
+            vc += [0] * (q + 1 - len(vc))
+        vc[q] = (pred[q] if q < len(pred) else 0) + 1
+        ev.vc, ev.pred = vc, pred
+        return vc
+
+    def _scan(self, j: int) -> None:
+        """Scan the history of step ``j``'s object backwards for the steps it races with."""
+        events = self.events
+        ev = events[j]
+        q = ev.tid
+        pred = ev.pred
+        npred = len(pred)
+        i = ev.prev_obj
+        while i >= 0:
+            ei = events[i]
+            nxt = ei.prev_obj
+            if ei.tid == q or (ei.access == READ and ev.access == READ):
+                i = nxt
+                continue
+            ti = ei.tid
+            if ei.vc[ti] <= (pred[ti] if ti < npred else 0):
+                if ei.access != READ:
+                    break
+                i = nxt
+                continue
+            if i == ev.enabler or (ev.wait and not self._could_run_before(i, j, ev.prev_task)):
+                # the enabling event, or one the waiting step could not have run before: the real
+                # race is further back
+                i = nxt
+                continue
+            self._race(i, j)
+            if ei.access != READ:
+                break
+            i = nxt
+
+    def _could_run_before(self, i: int, j: int, prev: int) -> bool:
+        """Could waiting step ``j`` have executed in the state before step ``i``? If its task was already
+        at that point there (``prev < i``), exactly when it was enabled there; if its task was still
+        earlier, not before a release (``i`` unlocking what ``j`` waits for)."""
+        ei = self.events[i]
+        tid = self.events[j].tid
+        if self._spawned_at.get(tid, (-1, -1))[0] > i:
+            prev = i + 1  # the task did not exist yet at i: it was "still earlier"
+        if prev < i:
+            return tid in self.nodes[ei.node].tids if ei.node < len(self.nodes) else False
+        return ei.access != RELEASE
+
+    def _race(self, i: int, j: int) -> None:
+        events = self.events
+        self.stats["races"] += 1
+        ei = events[i]
+        node = self.nodes[ei.node] if ei.node < len(self.nodes) else None
+        if node is None or node.kind != "t" or node.fixed:
+            return  # forced prefix nodes: their alternatives are other work units
+        ti = ei.tid
+        ci = ei.vc[ti]
+        # v = the steps after i that do not happen after i, then j. The initials of v are the tasks whose
+        # first step in v has no predecessor in v, under the happens-before of the reordered trace (prefix
+        # up to i, then v) -- not of this execution, where a step of v can follow another only through a
+        # step that happens after i (and is not in v). Tracked with bitmasks over the positions in v.
+        tmask: dict[int, int] = {}  # task -> steps of v it has seen
+        wmask: dict[Any, int] = {}  # object -> steps of v its last write in v has seen
+        rmask: dict[Any, int] = {}  # object -> steps of v its reads since that write have seen
+        initials: list[int] = []
+        bit = 1
+        for k in range(i + 1, j + 1):
+            ek = events[k]
+            kind = ek.kind
+            if kind == "spawn":
+                m = tmask.get(ek.tid, 0)
+                if m:
+                    tmask[ek.other] = m
+                continue
+            if kind == "join":
+                m = tmask.get(ek.other, 0)
+                if m:
+                    tmask[ek.tid] = tmask.get(ek.tid, 0) | m
+                continue
+            if k != j:
+                vk = ek.vc
+                if ti < len(vk) and vk[ti] >= ci:
+                    continue  # happens after i
+            q = ek.tid
+            key = ek.key
+            m = tmask.get(q, 0) | wmask.get(key, 0)
+            if ek.access != READ:
+                m |= rmask.get(key, 0)
+            if m == 0:
+                initials.append(q)
+            m |= bit
+            bit <<= 1
+            tmask[q] = m
+            if ek.access != READ:
+                wmask[key] = m
+                rmask.pop(key, None)
+            else:
+                rmask[key] = rmask.get(key, 0) | m
+        # a task spawned after i did not exist at node i: the reversal starts with the task that spawns it
+        spawned_at = self._spawned_at
+        subst = []
+        for p in initials:
+            while spawned_at.get(p, (-1, -1))[0] > i:
+                p = spawned_at[p][1]
+            subst.append(p)
+        initials = subst
+        if any(p in node.backtrack or p in node.sleep for p in initials):
+            return
+        for p in initials:
+            if p in node.tids:
+                if self.bound is not None and node.cur >= 0 and p != node.cur and node.pre + 1 > self.bound:
+                    continue
+                node.backtrack.add(p)
+                return
