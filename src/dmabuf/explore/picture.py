@@ -29,15 +29,8 @@ from ..runtime._trace import TraceEvent
 
 __all__ = ["lanes"]
 
-#: runtime events and how they are drawn (the others are operations on an object)
-_MARKS = {
-    "block": "..",
-    "blocked": "..",
-    "timeout": "..",
-    "WARN": "!!",
-    "exit": "",
-    "preempt": "<<",
-}
+#: runtime events drawn as a task waiting (``..``); the others are operations on an object, or marked below
+_WAITING = frozenset({"block", "blocked", "timeout"})
 
 
 def _cell(ev: TraceEvent) -> str:
@@ -46,13 +39,11 @@ def _cell(ev: TraceEvent) -> str:
     if ev.op == "WARN":
         return f"!! WARN {ev.note}"
     obj = "" if ev.obj in ("", "-") else f" {ev.obj}"
-    mark = _MARKS.get(ev.op)
-    if mark is not None:
-        return f"{mark} {ev.note or ev.op}{obj}"
-    text = f"{ev.op}{obj}"
-    if ev.note and ev.op in ("choose", "time"):
-        text += f" ({ev.note})"
-    return text
+    if ev.op in _WAITING:
+        return f".. {ev.note or ev.op}{obj}"
+    if ev.note and ev.op == "choose":
+        return f"choose ({ev.note})"
+    return f"{ev.op}{obj}"
 
 
 def _clip(text: str, width: int) -> str:
@@ -61,7 +52,8 @@ def _clip(text: str, width: int) -> str:
 
 def lanes(trace: Sequence[TraceEvent], max_width: int = 32) -> str:
     """Draw ``trace`` as one column per task (in order of appearance); each cell at most ``max_width``
-    characters. Virtual-time jumps and preemptions are shown on the row of the event they belong to."""
+    characters. A preemption is shown on the row of the step it starts; virtual-time jumps (task ``-``)
+    get a full-width row of their own."""
     tasks: list[str] = []
     for ev in trace:
         if ev.task not in tasks and ev.task != "-":
@@ -78,7 +70,7 @@ def lanes(trace: Sequence[TraceEvent], max_width: int = 32) -> str:
             rows.append((str(ev.step), -1, f"-- {ev.note or ev.op} --", ""))
             continue
         tail = ""
-        if pending_tail and ev.op not in ("spawn",):
+        if pending_tail and ev.op != "spawn":
             tail, pending_tail = pending_tail, ""
         rows.append((str(ev.step), tasks.index(ev.task), _cell(ev), tail))
     widths = [min(max_width, max([len(t)] + [len(r[2]) for r in rows if r[1] == c])) for c, t in enumerate(tasks)]
