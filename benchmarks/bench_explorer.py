@@ -90,11 +90,11 @@ def section_counts(cap: int, budget: float) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 2. speed
-def rate(n: int, k: int, repeats: int = 3, **kw: Any) -> float:
+def rate(n: int, k: int, repeats: int = 3, strategy: str = "dpor", **kw: Any) -> float:
     best = 0.0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        r = explore(locked(n, k), strategy="dpor", **kw)
+        r = explore(locked(n, k), strategy=strategy, **kw)
         best = max(best, r.executions / (time.perf_counter() - t0))
     return best
 
@@ -108,11 +108,7 @@ def section_speed() -> None:
     print(f"   locked 3x2 default: {d32:>9,.0f}/s")
     r33 = rate(3, 3, probes=False)
     print(f"   locked 3x3 search:  {r33:>9,.0f}/s   (no target; longer executions)")
-    dfs = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        d = explore(locked(3, 2), strategy="dfs")
-        dfs = max(dfs, d.executions / (time.perf_counter() - t0))
+    dfs = rate(3, 2, strategy="dfs")
     print(f"   (for scale: plain dfs on locked 3x2 {dfs:,.0f}/s, i.e. the runtime alone; dpor search costs")
     print(f"   {dfs / r32:.2f}x the time of a dfs execution)")
 
