@@ -253,7 +253,8 @@ class DPOR(RaceAnalysis):
         ev = Ev("s", q, co, key, ca, pos)
         node.ev = j
         undo = self._undo
-        push = undo.append  # every change below is logged as (dict, key, old value) for _rewind
+        # every change below is logged as (dict, key, old value) for _rewind: _set inlined, this is the hot path
+        push = undo.append
         # the enabler: the event executed at the last node where this task was disabled (it has been at
         # this point since its previous step, or since it was spawned)
         if chosen.ready is not None:
