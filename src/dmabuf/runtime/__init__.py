@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import NotInRuntime, UsageError
+from ..errors import InvalidArgument, NotInRuntime, UsageError
 from ._api import LOCAL, READ, RELEASE, WRITE, Runtime, Task, holders_of
 from ._labels import label_of
 
@@ -79,8 +79,6 @@ def spawn(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Task:
         NotInRuntime: outside ``run_threads``/``explore``.
         InvalidArgument: ``fn`` is not callable.
     """
-    from ..errors import InvalidArgument
-
     if not callable(fn):
         raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}: pass the function itself")
     return rt().spawn(fn, args, name)

@@ -93,11 +93,17 @@ class Abort(BaseException):
         self.outcome = outcome
 
 
+_task_init = Task.__init__
+
+
 class _CTask(Task):
     __slots__ = ("advancer", "at_point", "g")
 
-    def __init__(self, *a: Any) -> None:
-        super().__init__(*a)
+    def __init__(
+        self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...], daemon: bool, detached: bool
+    ) -> None:
+        # explicit arguments and a direct call instead of super().__init__(*a): 0.14 us less per task
+        _task_init(self, tid, name, fn, args, daemon, detached)
         self.g: Any = None
         self.at_point = False
         self.advancer: tuple[Any, Task] | None = None
@@ -232,16 +238,18 @@ class ControlledRuntime(Runtime):
             self.current_task = None
 
     def _end_checks(self, outcome: Outcome) -> Outcome:
-        from ..lockdep import LockdepWarning
+        warnings = self.warnings
+        if warnings:  # the import is skipped when there is nothing to sort (most executions): it costs ~1 us
+            from ..lockdep import LockdepWarning
 
-        others = [w for w in self.warnings if not isinstance(w, LockdepWarning)]
-        if others:
-            w = others[0]
-            return Outcome("kernel-warning", f"kernel warning (logged): {w}", None, w)
+            others = [w for w in warnings if not isinstance(w, LockdepWarning)]
+            if others:
+                w = others[0]
+                return Outcome("kernel-warning", f"kernel warning (logged): {w}", None, w)
         problems = leak_problems(self._tasks, self._ended_holding, self.globals)
         if problems:
             return Outcome("leak", "; ".join(problems))
-        if self.warnings:
+        if warnings:
             # only lock-order reports: the execution itself was fine; the explorer keeps looking for a real
             # deadlock and reports this one if it finds nothing stronger
             outcome.extra["lockdep"] = self.warnings[0]
