@@ -22,9 +22,11 @@ be the one to reorder.
 
 Incremental analysis
 --------------------
-Vector clocks are computed step by step; every change of the analysis state is logged, so the next
-execution rewinds to the node whose choice changed and replays the prefix before it without recording
-anything (the prefix is deterministic; its new objects are aliased to the keys the recorded events used).
+Vector clocks are computed step by step; every event keeps the values of the analysis state it overwrote,
+so the next execution rewinds to the node whose choice changed (undoing the later events, newest first) and
+replays the prefix before it without recording anything (the prefix is deterministic; its new objects are
+aliased to the keys the recorded events used). Steps with one enabled task never branch and get a light
+node (:class:`.dpor_events.Node1`).
 
 Blocking
 --------
@@ -52,7 +54,7 @@ from typing import Any
 from ...runtime import LOCAL, READ, Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from ..schedule import Entry
-from .dpor_events import EMPTY, MISSING, Ev, Node, conflict, joined
+from .dpor_events import EMPTY, NO_SLEEP, Ev, Node, Node1, conflict, joined
 from .dpor_races import RaceAnalysis
 
 __all__ = ["DPOR"]
@@ -67,22 +69,21 @@ class DPOR(RaceAnalysis):
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         self.bound = preemption_bound
-        self.nodes: list[Node] = []
+        self.nodes: list[Node | Node1] = []
         self.pos = 0
         self.events: list[Ev] = []
-        self.sleep: set[int] = set()
+        self.sleep: set[int] | frozenset[int] = NO_SLEEP
         self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "races": 0}
         self._pruned = False
         #: decisions the first real branches must take (a work unit of a parallel search)
         self.forced: list[Entry] = []
         self._fpos = 0
-        # Analysis state, kept up to date step by step. Every change is logged in ``_undo`` so that the
-        # next execution can rewind to the node whose choice changed and replay the prefix before it
+        # Analysis state, kept up to date step by step. Every event keeps the values it overwrote, so that
+        # the next execution can rewind to the node whose choice changed and replay the prefix before it
         # without recording anything (the prefix is deterministic: same steps, same events).
-        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
         self._clock: dict[int, list[int]] = {}  # task -> vector clock after its last event
-        self._last_w: dict[Any, list[int]] = {}  # object key -> clock of its last write
-        self._reads: dict[Any, list[int]] = {}  # object key -> join of the reads since that write
+        self._last_w: dict[Any, int] = {}  # object key -> its last write (event index)
+        self._reads: dict[Any, tuple[int, ...]] = {}  # object key -> its reads since that write
         self._head: dict[Any, int] = {}  # object key -> its last event
         self._last_ev: dict[int, int] = {}  # task -> its last step event
         self._spawned_at: dict[int, tuple[int, int]] = {}  # child -> (spawn event, parent)
@@ -105,30 +106,58 @@ class DPOR(RaceAnalysis):
         self._scan_node = max(0, len(nodes) - 1)
         mark = nodes[-1].mark if nodes else None
         if mark is None:
-            ev_mark, undo_mark, self._keep = 0, 0, -1
+            mark, self._keep = 0, -1
         else:
-            ev_mark, undo_mark = mark
             self._keep = len(nodes) - 1
-        self._rewind(undo_mark)
-        del self.events[ev_mark:]
-        self._fresh_ev = len(self.events)
+        self._rewind(mark)
+        self._fresh_ev = mark
         self._alias = {}
-        self.sleep = set()
+        self.sleep = NO_SLEEP
         self._pruned = False
         self._pending = []
 
     def _rewind(self, mark: int) -> None:
-        undo = self._undo
-        while len(undo) > mark:
-            d, k, old = undo.pop()
-            if old is MISSING:
-                del d[k]
-            else:
-                d[k] = old
-
-    def _set(self, d: dict[Any, Any], k: Any, v: Any) -> None:
-        self._undo.append((d, k, d.get(k, MISSING)))
-        d[k] = v
+        """Undo the events from ``mark`` on, newest first: each puts back the values it overwrote."""
+        events = self.events
+        clock, last_w, reads, head, last = self._clock, self._last_w, self._reads, self._head, self._last_ev
+        for k in range(len(events) - 1, mark - 1, -1):
+            ev = events[k]
+            kind = ev.kind
+            if kind == "s":
+                key, q = ev.key, ev.tid
+                if ev.pred is EMPTY:
+                    clock.pop(q, None)
+                else:
+                    clock[q] = ev.pred
+                if ev.prev_obj < 0:
+                    del head[key]
+                else:
+                    head[key] = ev.prev_obj
+                if ev.prev_task < 0:
+                    del last[q]
+                else:
+                    last[q] = ev.prev_task
+                if ev.access != READ:
+                    if ev.old_w is None:
+                        last_w.pop(key, None)
+                    else:
+                        last_w[key] = ev.old_w
+                if ev.old_r is None:
+                    reads.pop(key, None)
+                else:
+                    reads[key] = ev.old_r
+            else:  # spawn (of task ``other``) or join (by ``tid``): both set one task's clock
+                q = ev.other if kind == "spawn" else ev.tid
+                if ev.pred is EMPTY:
+                    clock.pop(q, None)
+                else:
+                    clock[q] = ev.pred
+                if kind == "spawn":
+                    if ev.old_w is None:
+                        self._spawned_at.pop(q, None)
+                    else:
+                        self._spawned_at[q] = ev.old_w
+        del events[mark:]
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
@@ -142,97 +171,130 @@ class DPOR(RaceAnalysis):
         self._pending = [
             (t.id, t.obj, t.access, t.ready is not None)
             for t in rt._live
-            if t.at_point and t.access is not LOCAL  # type: ignore[attr-defined]
+            if t.at_point and t.access is not LOCAL
         ]
 
     def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:
         if parent is None or self.pos <= self._keep:
             return
         j = len(self.events)
-        self.events.append(Ev("spawn", parent.id, None, None, "", self.pos, child.id))
-        self._set(self._clock, child.id, self._clock.get(parent.id, EMPTY))
-        self._set(self._spawned_at, child.id, (j, parent.id))
+        ev = Ev("spawn", parent.id, None, None, "", self.pos, child.id)
+        clock, spawned = self._clock, self._spawned_at
+        ev.pred = clock.get(child.id, EMPTY)
+        ev.old_w = spawned.get(child.id)
+        self.events.append(ev)
+        clock[child.id] = clock.get(parent.id, EMPTY)
+        spawned[child.id] = (j, parent.id)
 
     def on_local(self, rt: ControlledRuntime, t: Task) -> None:
         if not isinstance(t.obj, Task) or self.pos <= self._keep:
             return
-        self.events.append(Ev("join", t.id, None, None, "", self.pos, t.obj.id))
+        ev = Ev("join", t.id, None, None, "", self.pos, t.obj.id)
         clock = self._clock
+        mine = ev.pred = clock.get(t.id, EMPTY)
+        self.events.append(ev)
         theirs = clock.get(t.obj.id)
         if theirs is not None:
-            self._set(clock, t.id, joined(clock.get(t.id, EMPTY), theirs))
+            clock[t.id] = joined(mine, theirs)
 
     def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         nodes = self.nodes
         if pos < len(nodes):
-            node = nodes[pos]
-            ids = tuple([t.id for t in options])
-            if node.kind != "t" or node.tids != ids:
-                self._diverged(rt, pos, node, options)
-            idx = ids.index(node.chosen)
-            chosen = options[idx]
-            if node.op and chosen.op != node.op:
-                self._diverged(rt, pos, node, options)
-            node.op = chosen.op
-            if node.fixed:
-                self._fpos += 1
-            if pos < self._keep:
-                # replayed: the events are already recorded; map this execution's object to the key
-                obj = chosen.obj
-                if type(obj) is not str:
-                    self._alias[id(obj)] = (self.events[node.ev].key, obj)
-                return idx
-            if node.mark is None:
-                node.mark = (len(self.events), len(self._undo))
-            return self._finish_step(rt, options, idx, pos, node, set(node.sleep) | node.done)
+            return self._replayed(rt, options, pos, nodes[pos])
+        n = len(options)
+        if n == 1:
+            # one enabled task: no branch, no preemption; only the sleep set can stop it
+            t = options[0]
+            tid = t.id
+            if self.sleep and tid in self.sleep:
+                nodes.append(Node1(tid, t.op, -1))
+                self._prune(rt, "sleep_blocked")
+            nodes.append(Node1(tid, t.op, len(self.events)))
+            self._record(rt, t, pos)
+            return 0
         ids = tuple([t.id for t in options])
         cur_id = cur.id if cur is not None and cur.id in ids else -1
-        node = Node("t", ids, len(ids), cur_id, rt.preemptions)
+        node = Node("t", ids, n, cur_id, rt.preemptions)
         node.sleep = frozenset(self.sleep)
-        node.mark = (len(self.events), len(self._undo))
-        if len(ids) > 1 and self._fpos < len(self.forced):
+        node.mark = len(self.events)
+        if self._fpos < len(self.forced):
             e = self.forced[self._fpos]
             self._fpos += 1
             if e.kind != "t" or e.value not in ids:
                 self._diverged(rt, pos, node, options)
             node.fixed = True
-            node.chosen = e.value
-            node.backtrack.add(e.value)
-            idx = ids.index(e.value)
-            node.op = options[idx].op
-            nodes.append(node)
-            return self._finish_step(rt, options, idx, pos, node, set(self.sleep))
-        sleep = self.sleep
-        if sleep:
-            awake = [i for i in ids if i not in sleep]
+            pick = e.value
+        else:
+            sleep = self.sleep
+            awake = [i for i in ids if i not in sleep] if sleep else ids
             if not awake:
                 nodes.append(node)
                 self._prune(rt, "sleep_blocked")
-        else:
-            awake = list(ids)
-        if cur_id in awake:
-            pick = cur_id
-        else:
-            pick = awake[0]
-            if cur_id >= 0 and self.bound is not None and node.pre + 1 > self.bound:
-                nodes.append(node)
-                self._prune(rt, "bound_blocked")
+            if cur_id in awake:
+                pick = cur_id
+            else:
+                pick = awake[0]
+                if cur_id >= 0 and self.bound is not None and node.pre + 1 > self.bound:
+                    nodes.append(node)
+                    self._prune(rt, "bound_blocked")
         node.chosen = pick
         node.backtrack.add(pick)
         idx = ids.index(pick)
-        node.op = options[idx].op
-        nodes.append(node)
-        return self._finish_step(rt, options, idx, pos, node, set(sleep))
-
-    def _finish_step(
-        self, rt: ControlledRuntime, options: Sequence[Task], idx: int, pos: int, node: Node, sleep: set[int]
-    ) -> int:
         chosen = options[idx]
+        node.op = chosen.op
+        node.ev = len(self.events)
+        nodes.append(node)
+        self._record(rt, chosen, pos)
+        return idx
+
+    def _replayed(self, rt: ControlledRuntime, options: Sequence[Task], pos: int, node: Node | Node1) -> int:
+        """A step of the prefix the execution replays: check it is the recorded one, then take the recorded
+        choice; at the node whose choice changed (``pos == _keep``) and after it, record it again."""
+        if node.n == 1:
+            chosen = options[0]
+            if len(options) != 1 or chosen.id != node.chosen or node.kind != "t":
+                self._diverged(rt, pos, node, options)
+            idx = 0
+        else:
+            ids = tuple([t.id for t in options])
+            if node.kind != "t" or node.tids != ids:
+                self._diverged(rt, pos, node, options)
+            idx = ids.index(node.chosen)
+            chosen = options[idx]
+        if node.op and chosen.op != node.op:
+            self._diverged(rt, pos, node, options)
+        if node.fixed:
+            self._fpos += 1
+        if pos < self._keep:
+            # replayed: the events are already recorded; map this execution's object to the key
+            obj = chosen.obj
+            if type(obj) is not str:
+                self._alias[id(obj)] = (self.events[node.ev].key, obj)
+            return idx
+        if type(node) is Node1:
+            # a light node at or after the changed node (an execution restored from a frontier)
+            self.sleep = NO_SLEEP
+            node.ev = len(self.events)
+            self._record(rt, chosen, pos)
+            return idx
+        assert isinstance(node, Node)
+        node.op = chosen.op
+        if node.mark is None:
+            node.mark = len(self.events)
+        self.sleep = set(node.sleep) | node.done
+        node.ev = len(self.events)
+        self._record(rt, chosen, pos)
+        return idx
+
+    def _record(self, rt: ControlledRuntime, chosen: Task, pos: int) -> None:
+        """Record the step ``chosen`` takes now at node ``pos``: its event and vector clock, and the sleep
+        set of the next node. This runs at every new step: keep it lean."""
         q = chosen.id
         ca, co = chosen.access, chosen.obj
         # sleep set of the child: sleepers whose pending event is independent of the chosen one
+        sleep = self.sleep
         if sleep:
             tasks = rt._tasks
             keep = set()
@@ -244,22 +306,21 @@ class DPOR(RaceAnalysis):
                     continue
                 if not conflict(ca, co, t.access, t.obj):
                     keep.add(tid)
-            self.sleep = keep
-        else:
-            self.sleep = set()
+            self.sleep = keep or NO_SLEEP
         events = self.events
         j = len(events)
-        key = self._key(co)
+        if type(co) is str:
+            key: Any = co
+        else:
+            a = self._alias.get(id(co))
+            key = id(co) if a is None else a[0]
         ev = Ev("s", q, co, key, ca, pos)
-        node.ev = j
-        undo = self._undo
-        # every change below is logged as (dict, key, old value) for _rewind: _set inlined, this is the hot path
-        push = undo.append
         # the enabler: the event executed at the last node where this task was disabled (it has been at
         # this point since its previous step, or since it was spawned)
+        last = self._last_ev
+        prev = last.get(q, -1)
         if chosen.ready is not None:
             ev.wait = True
-            prev = self._last_ev.get(q, -1)
             if prev >= 0:
                 stop = events[prev].node
             else:
@@ -271,36 +332,25 @@ class DPOR(RaceAnalysis):
                 if nk.kind == "t" and q not in nk.tids:
                     ev.enabler = nk.ev
                     break
-        # the step's vector clock, then the analysis state it changes (every change logged)
+        # the step's vector clock, then the state it changes (the old values are kept in the event)
         clock = self._clock
-        old = clock.get(q)
-        last_w = self._last_w
+        self._clock_of(ev, clock.get(q, EMPTY))
+        clock[q] = ev.vc
         reads = self._reads
-        lw = last_w.get(key)
-        vc = self._clock_of(ev, EMPTY if old is None else old, lw)
-        push((clock, q, MISSING if old is None else old))
-        clock[q] = vc
         if ca != READ:
-            push((last_w, key, MISSING if lw is None else lw))
-            last_w[key] = vc
-            if key in reads:
-                push((reads, key, reads.pop(key)))
+            last_w = self._last_w
+            ev.old_w = last_w.get(key)
+            last_w[key] = j
+            ev.old_r = reads.pop(key, None)
         else:
-            rd = reads.get(key)
-            push((reads, key, MISSING if rd is None else rd))
-            reads[key] = vc if rd is None else joined(rd, vc)
+            rd = ev.old_r = reads.get(key)
+            reads[key] = (j,) if rd is None else (*rd, j)
         head = self._head
-        h = head.get(key, -1)
-        ev.prev_obj = h
-        push((head, key, MISSING if h < 0 else h))
+        ev.prev_obj = head.get(key, -1)
         head[key] = j
-        last = self._last_ev
-        h = last.get(q, -1)
-        ev.prev_task = h
-        push((last, q, MISSING if h < 0 else h))
+        ev.prev_task = prev
         last[q] = j
         events.append(ev)
-        return idx
 
     def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
         pos = self.pos
@@ -312,11 +362,11 @@ class DPOR(RaceAnalysis):
             if node.fixed:
                 self._fpos += 1
             if node.mark is None and pos >= self._keep:
-                node.mark = (len(self.events), len(self._undo))
+                node.mark = len(self.events)
             return node.chosen
         node = Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
-        node.mark = (len(self.events), len(self._undo))
+        node.mark = len(self.events)
         if self._fpos < len(self.forced):
             e = self.forced[self._fpos]
             self._fpos += 1
@@ -328,7 +378,7 @@ class DPOR(RaceAnalysis):
         return node.chosen
 
     def _diverged(
-        self, rt: ControlledRuntime, pos: int, node: Node, options: Sequence[Task] | None, n: int = 0
+        self, rt: ControlledRuntime, pos: int, node: Node | Node1, options: Sequence[Task] | None, n: int = 0
     ) -> None:
         expected = (
             f"choose({node.n})"
@@ -378,7 +428,7 @@ class DPOR(RaceAnalysis):
         """Continue from a :meth:`snapshot`."""
         if state.get("bound") != self.bound:
             raise ValueError(f"saved with preemption_bound={state.get('bound')}, not {self.bound}")
-        nodes = []
+        nodes: list[Node | Node1] = []
         for kind, tids, n, cur, pre, chosen, op, bt, done, sleep in state["nodes"]:
             nd = Node(str(kind), tuple(int(t) for t in tids), int(n), int(cur), int(pre))
             nd.chosen, nd.op = int(chosen), str(op)
@@ -411,6 +461,10 @@ class DPOR(RaceAnalysis):
                     return True
                 nodes.pop()
                 continue
+            if node.n == 1:
+                nodes.pop()  # one enabled task: nothing else to try
+                continue
+            assert isinstance(node, Node)
             node.done.add(node.chosen)
             todo = sorted(node.backtrack - node.done - node.sleep)
             if todo:

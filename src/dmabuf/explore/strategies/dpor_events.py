@@ -7,7 +7,7 @@ from typing import Any
 from ...runtime import READ
 from ..schedule import Entry
 
-__all__ = ["EMPTY", "MISSING", "Ev", "Node", "conflict", "joined"]
+__all__ = ["EMPTY", "NO_SLEEP", "Ev", "Node", "Node1", "conflict", "joined"]
 
 
 class Node:
@@ -41,8 +41,8 @@ class Node:
         self.done: set[int] = set()
         self.sleep: frozenset[int] = frozenset()
         self.fixed = False  # part of a work unit's forced prefix: never backtracked
-        #: (number of events, length of the undo log) when the node was reached; None until recorded
-        self.mark: tuple[int, int] | None = None
+        #: number of events recorded when the node was reached; None until recorded
+        self.mark: int | None = None
         self.ev = -1  # index of the event of this node's step (scheduling nodes)
 
     def entry(self) -> Entry:
@@ -51,7 +51,43 @@ class Node:
         return Entry("t", self.chosen, 0, self.op, "")
 
 
+class Node1:
+    """A scheduling step with one enabled task: it never branches, so it keeps only what the race analysis
+    and the replay check read (the other fields are constants). Most steps are such steps, so it is cheap."""
+
+    __slots__ = ("chosen", "ev", "op", "tids")
+
+    kind = "t"
+    n = 1
+    cur = -1
+    pre = 0
+    fixed = False
+    mark = None
+    sleep: frozenset[int] = frozenset()
+
+    def __init__(self, tid: int, op: str, ev: int) -> None:
+        self.tids = (tid,)
+        self.chosen = tid
+        self.op = op
+        self.ev = ev
+
+    @property
+    def backtrack(self) -> set[int]:
+        return {self.chosen}
+
+    @property
+    def done(self) -> set[int]:
+        return {self.chosen}
+
+    def entry(self) -> Entry:
+        return Entry("t", self.chosen, 0, self.op, "")
+
+
 class Ev:
+    """One recorded event. Besides the analysis data it keeps the values it overwrote in the search's state
+    (``pred``, ``prev_obj``, ``prev_task``, ``old_w``, ``old_r``), so rewinding is replaying the events
+    backwards."""
+
     __slots__ = (
         "access",
         "enabler",
@@ -59,6 +95,8 @@ class Ev:
         "kind",
         "node",
         "obj",
+        "old_r",
+        "old_w",
         "other",
         "pred",
         "prev_obj",
@@ -84,12 +122,14 @@ class Ev:
         self.pred: list[int] = EMPTY  # the task's clock before this step
         self.prev_obj = -1  # previous event on the same object
         self.prev_task = -1  # previous step of the same task
+        self.old_w: Any = None  # the object's last write before this step (spawn: the old spawn record)
+        self.old_r: Any = None  # the object's reads since that write, before this step
 
 
 #: the clock of a task with no event yet (never mutated)
 EMPTY: list[int] = []
-#: "no old value" in the undo log
-MISSING = object()
+#: the sleep set of a step with no sleeping task (never mutated)
+NO_SLEEP: frozenset[int] = frozenset()
 
 
 def conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
@@ -98,6 +138,8 @@ def conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
 
 def joined(a: list[int], b: list[int]) -> list[int]:
     """The pointwise maximum of two vector clocks (missing entries are 0), as a new list."""
+    if len(a) == len(b):
+        return [x if x > y else y for x, y in zip(a, b, strict=True)]
     if len(a) < len(b):
         a, b = b, a
     r = [x if x > y else y for x, y in zip(a, b, strict=False)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...runtime import READ, RELEASE
-from .dpor_events import EMPTY, Ev, Node, joined
+from .dpor_events import EMPTY, Ev, Node, Node1, joined
 
 __all__ = ["RaceAnalysis"]
 
@@ -15,13 +15,13 @@ __all__ = ["RaceAnalysis"]
 class RaceAnalysis:
     """The race half of :class:`.dpor.DPOR`, a mixin working on the search's own state (declared here)."""
 
-    nodes: list[Node]
+    nodes: list[Node | Node1]
     events: list[Ev]
     bound: int | None
     stats: dict[str, int]
     _clock: dict[int, list[int]]
-    _last_w: dict[Any, list[int]]
-    _reads: dict[Any, list[int]]
+    _last_w: dict[Any, int]
+    _reads: dict[Any, tuple[int, ...]]
     _last_ev: dict[int, int]
     _head: dict[Any, int]
     _spawned_at: dict[int, tuple[int, int]]
@@ -56,7 +56,7 @@ class RaceAnalysis:
             key = self._key(obj)
             ev = Ev("s", tid, obj, key, access, at)
             ev.wait = waits
-            self._clock_of(ev, self._clock.get(tid, EMPTY), self._last_w.get(key))
+            self._clock_of(ev, self._clock.get(tid, EMPTY))
             ev.prev_obj = self._head.get(key, -1)
             ev.prev_task = self._last_ev.get(tid, -1)
             events.append(ev)
@@ -65,17 +65,27 @@ class RaceAnalysis:
             finally:
                 events.pop()
 
-    def _clock_of(self, ev: Ev, pred: list[int], lw: list[int] | None) -> list[int]:
+    def _clock_of(self, ev: Ev, pred: list[int]) -> list[int]:
         """Set ``ev.pred`` and ``ev.vc`` for step ``ev`` taken now: ``pred`` (its task's clock) joined with
-        ``lw`` (the clock of its object's last write, if any) and, for a write, the reads since, plus one for
-        the step."""
+        the clock of its object's last write and, for a write, of the reads since, plus one for the step.
+        A clock that ``pred`` already covers (its event's own entry is covered) is not joined: that is the
+        common case (the task itself, or a lock acquisition that already saw the write), and saves the join."""
         q = ev.tid
         key = ev.key
-        vc = list(pred) if lw is None else joined(pred, lw)
+        events = self.events
+        vc = list(pred)
+        w = self._last_w.get(key)
+        if w is not None:
+            e = events[w]
+            t = e.tid
+            if e.vc[t] > (pred[t] if t < len(pred) else 0):
+                vc = joined(vc, e.vc)
         if ev.access != READ:
-            rd = self._reads.get(key)
-            if rd is not None:
-                vc = joined(vc, rd)
+            for r in self._reads.get(key, ()):
+                e = events[r]
+                t = e.tid
+                if e.vc[t] > (vc[t] if t < len(vc) else 0):
+                    vc = joined(vc, e.vc)
         if len(vc) <= q:
             vc += [0] * (q + 1 - len(vc))
         vc[q] = (pred[q] if q < len(pred) else 0) + 1
@@ -129,8 +139,10 @@ class RaceAnalysis:
         self.stats["races"] += 1
         ei = events[i]
         node = self.nodes[ei.node] if ei.node < len(self.nodes) else None
-        if node is None or node.kind != "t" or node.fixed:
-            return  # forced prefix nodes: their alternatives are other work units
+        if node is None or node.kind != "t" or node.fixed or node.n == 1:
+            # forced prefix nodes: their alternatives are other work units; a node with one enabled task
+            # has no alternative (its only initial is already in its backtrack set)
+            return
         ti = ei.tid
         ci = ei.vc[ti]
         # v = the steps after i that do not happen after i, then j. The initials of v are the tasks whose
