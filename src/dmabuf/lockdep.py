@@ -20,6 +20,7 @@ raise at once through :func:`dmabuf.kernel.WARN`.
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any
 
 from .errors import KernelWarning
@@ -113,17 +114,26 @@ def _class_fast(lock: Any) -> str:
 _PKG_DIR = __file__.rsplit("/", 1)[0]
 
 
+_getframe = sys._getframe
+#: (kind, file, line) -> site name: every lock created at one line shares one string (formatting it each
+#: time cost more than the frame walk)
+_site_names: dict[tuple[str, str, int], str] = {}
+
+
 def init_site(kind: str) -> str:
     """``<kind>@<file>:<line>`` of the first caller outside the dmabuf package (the kernel's lock class key
     is the init call site). Stable across the executions of a search, unlike trace names."""
-    import sys
-
-    f = sys._getframe(1)
+    f = _getframe(1)
     while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
         f = f.f_back  # type: ignore[assignment]
     if f is None:
         return kind
-    return f"{kind}@{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}"
+    filename = f.f_code.co_filename
+    key = (kind, filename, f.f_lineno)
+    site = _site_names.get(key)
+    if site is None:
+        site = _site_names[key] = f"{kind}@{filename.rsplit('/', 1)[-1]}:{key[2]}"
+    return site
 
 
 def held_locks(task: Task) -> list[Any]:
@@ -190,7 +200,10 @@ def _report_cycle(
 def release(task: Task, lock: Any) -> bool:
     """Record that ``task`` released ``lock``; False if it did not hold it."""
     held = task.held
-    for i in range(len(held) - 1, -1, -1):
+    if held and held[-1] is lock:  # the usual case, checked first: the newest lock is released
+        del held[-1]
+        return True
+    for i in range(len(held) - 2, -1, -1):
         if held[i] is lock:
             del held[i]
             return True

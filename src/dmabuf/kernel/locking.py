@@ -126,7 +126,9 @@ def mutex_destroy(lock: Mutex) -> None:
 
 def mutex_lock(lock: Mutex) -> None:
     """Kernel: ``mutex_lock``. May sleep."""
-    check_mutex(lock, "mutex_lock").lock()
+    if not isinstance(lock, Mutex):  # check_mutex only to raise: one call less on this hot path
+        check_mutex(lock, "mutex_lock")
+    lock.lock()
 
 
 def mutex_lock_nested(lock: Mutex, subclass: int) -> None:
@@ -148,7 +150,9 @@ def mutex_trylock(lock: Mutex) -> int:
 
 def mutex_unlock(lock: Mutex) -> None:
     """Kernel: ``mutex_unlock``."""
-    check_mutex(lock, "mutex_unlock").unlock()
+    if not isinstance(lock, Mutex):  # as in mutex_lock
+        check_mutex(lock, "mutex_unlock")
+    lock.unlock()
 
 
 def mutex_is_locked(lock: Mutex) -> bool:

@@ -75,7 +75,14 @@ def field_key(obj: object, name: str) -> FieldKey:
         raise InvalidArgument(f"field {name!r} of None: the object pointer is NULL")
     if not isinstance(name, str):
         raise InvalidArgument(f"a field is named by a string, got {type(name).__name__}: {name!r}")
-    keys: dict[tuple[int, str], FieldKey] = rt().globals.setdefault(_KEYS, {})
+    return _run_key(rt().globals, obj, name)
+
+
+def _run_key(run_globals: dict[str, Any], obj: object, name: str) -> FieldKey:
+    """:func:`field_key` after its argument checks, in the run whose globals are ``run_globals``."""
+    keys: dict[tuple[int, str], FieldKey] | None = run_globals.get(_KEYS)
+    if keys is None:
+        keys = run_globals[_KEYS] = {}
     k = keys.get((id(obj), name))
     if k is None or k.obj is not obj:
         # the key keeps obj alive, so its id cannot be reused by another object during the run
@@ -103,9 +110,15 @@ def READ_ONCE(obj: object, name: str) -> Any:
 
     Kernel: ``READ_ONCE`` (include/asm-generic/rwonce.h).
     """
-    key = field_key(obj, name)
-    rt().point("READ_ONCE", key, READ)
-    return _get(obj, name, "READ_ONCE")
+    # field_key and _get inlined (one rt() call, no helper calls): these two are the model's hottest wrappers
+    if obj is None or not isinstance(name, str):
+        field_key(obj, name)  # raises the InvalidArgument
+    r = rt()
+    r.point("READ_ONCE", _run_key(r.globals, obj, name), READ)
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise InvalidArgument(f"READ_ONCE: {type(obj).__name__} has no field {name!r}") from None
 
 
 def WRITE_ONCE(obj: object, name: str, value: object) -> None:
@@ -113,9 +126,15 @@ def WRITE_ONCE(obj: object, name: str, value: object) -> None:
 
     Kernel: ``WRITE_ONCE`` (include/asm-generic/rwonce.h).
     """
-    key = field_key(obj, name)
-    rt().point("WRITE_ONCE", key, WRITE)
-    _set(obj, name, value, "WRITE_ONCE")
+    # inlined as in READ_ONCE
+    if obj is None or not isinstance(name, str):
+        field_key(obj, name)  # raises the InvalidArgument
+    r = rt()
+    r.point("WRITE_ONCE", _run_key(r.globals, obj, name), WRITE)
+    try:
+        setattr(obj, name, value)
+    except AttributeError:
+        raise InvalidArgument(f"WRITE_ONCE: cannot store field {name!r} of {type(obj).__name__}") from None
 
 
 def smp_load_acquire(obj: object, name: str) -> Any:

@@ -225,6 +225,9 @@ class ControlledRuntime(Runtime):
         self._pool.clear()
 
     def _kill_all(self) -> None:
+        if not self._live:  # nothing left to kill (the usual end): skip the copy and the try
+            self.current_task = None
+            return
         self.killing = True
         try:
             for t in list(self._live):
@@ -301,7 +304,10 @@ class ControlledRuntime(Runtime):
                     return local.g.switch()
                 self._advance(local)
                 continue
-            if all(t.daemon for t in self._live):
+            for t in self._live:  # a loop, not all(<genexpr>): no generator to build at every end
+                if not t.daemon:
+                    break
+            else:
                 return self.hub.switch(Outcome("ok"))
             if not self._advance_time():
                 return self.hub.switch(self._deadlock_outcome())
@@ -419,6 +425,11 @@ class ControlledRuntime(Runtime):
             self._back_to_advancer(t)
         else:
             self._reschedule(t)
+        # resumed: the task was picked as enabled and no model code ran since. Without a deadline that means
+        # ready() was true when it was picked, and so still is (predicates are pure): not evaluated again
+        if t.deadline is None:
+            t.ready = None
+            return True
         t.ready = None
         t.deadline = None
         ok = ready()
@@ -465,12 +476,17 @@ class ControlledRuntime(Runtime):
         if not callable(fn):
             raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}")
         parent = self.current_task
-        t = self._new_task(fn, args, name, daemon, detached)
+        # _new_task and _greenlet inlined: spawn is on every execution's path
+        tid = len(self._tasks)
+        t = _CTask(tid, name or f"task-{tid}", fn, args, daemon, detached)
+        self._tasks.append(t)
+        self._live.append(t)
         if self.tracing and parent is not None:
             self._ev(parent, "spawn", t, "", "")
         if self._observe:
             self.decider.on_spawn(self, parent, t)  # type: ignore[attr-defined]
-        g = self._greenlet()
+        pool = self._pool
+        g = pool.pop() if pool else greenlet(self._worker_main, parent=self.hub)
         t.g = g
         t.advancer = (getcurrent(), parent)  # type: ignore[assignment]
         self.current_task = t
