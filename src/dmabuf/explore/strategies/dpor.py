@@ -22,10 +22,10 @@ be the one to reorder.
 
 Incremental analysis
 --------------------
-Vector clocks are computed step by step; every event keeps the values of the analysis state it overwrote,
-so the next execution rewinds to the node whose choice changed (undoing the later events, newest first) and
-replays the prefix before it without recording anything (the prefix is deterministic; its new objects are
-aliased to the keys the recorded events used). Steps with one enabled task never branch and get a light
+Vector clocks are computed step by step; a branching node keeps a copy of the analysis state as it was
+when the node was reached (a few small dicts), so the next execution restores the state of the node whose
+choice changed and replays the prefix before it without recording anything (the prefix is deterministic;
+its new objects are aliased to the keys the recorded events used). Steps with one enabled task never branch and get a light
 node (:class:`.dpor_events.Node1`).
 
 Blocking
@@ -78,9 +78,9 @@ class DPOR(RaceAnalysis):
         #: decisions the first real branches must take (a work unit of a parallel search)
         self.forced: list[Entry] = []
         self._fpos = 0
-        # Analysis state, kept up to date step by step. Every event keeps the values it overwrote, so that
-        # the next execution can rewind to the node whose choice changed and replay the prefix before it
-        # without recording anything (the prefix is deterministic: same steps, same events).
+        # Analysis state, kept up to date step by step. A branching node keeps a copy of it (see _state),
+        # so that the next execution can go back to the node whose choice changed and replay the prefix
+        # before it without recording anything (the prefix is deterministic: same steps, same events).
         self._clock: dict[int, list[int]] = {}  # task -> vector clock after its last event
         self._last_w: dict[Any, int] = {}  # object key -> its last write (event index)
         self._reads: dict[Any, tuple[int, ...]] = {}  # object key -> its reads since that write
@@ -106,58 +106,38 @@ class DPOR(RaceAnalysis):
         self._scan_node = max(0, len(nodes) - 1)
         mark = nodes[-1].mark if nodes else None
         if mark is None:
-            mark, self._keep = 0, -1
+            self._keep = -1
+            del self.events[:]
+            self._set_state(({}, {}, {}, {}, {}, {}))
         else:
             self._keep = len(nodes) - 1
-        self._rewind(mark)
-        self._fresh_ev = mark
+            del self.events[mark[0] :]
+            self._set_state(mark[1])
+        self._fresh_ev = len(self.events)
         self._alias = {}
         self.sleep = NO_SLEEP
         self._pruned = False
         self._pending = []
 
-    def _rewind(self, mark: int) -> None:
-        """Undo the events from ``mark`` on, newest first: each puts back the values it overwrote."""
-        events = self.events
-        clock, last_w, reads, head, last = self._clock, self._last_w, self._reads, self._head, self._last_ev
-        for k in range(len(events) - 1, mark - 1, -1):
-            ev = events[k]
-            kind = ev.kind
-            if kind == "s":
-                key, q = ev.key, ev.tid
-                if ev.pred is EMPTY:
-                    clock.pop(q, None)
-                else:
-                    clock[q] = ev.pred
-                if ev.prev_obj < 0:
-                    del head[key]
-                else:
-                    head[key] = ev.prev_obj
-                if ev.prev_task < 0:
-                    del last[q]
-                else:
-                    last[q] = ev.prev_task
-                if ev.access != READ:
-                    if ev.old_w is None:
-                        last_w.pop(key, None)
-                    else:
-                        last_w[key] = ev.old_w
-                if ev.old_r is None:
-                    reads.pop(key, None)
-                else:
-                    reads[key] = ev.old_r
-            else:  # spawn (of task ``other``) or join (by ``tid``): both set one task's clock
-                q = ev.other if kind == "spawn" else ev.tid
-                if ev.pred is EMPTY:
-                    clock.pop(q, None)
-                else:
-                    clock[q] = ev.pred
-                if kind == "spawn":
-                    if ev.old_w is None:
-                        self._spawned_at.pop(q, None)
-                    else:
-                        self._spawned_at[q] = ev.old_w
-        del events[mark:]
+    def _mark(self) -> tuple[int, tuple[dict[Any, Any], ...]]:
+        """What a branching node keeps to be returned to: the number of events and a copy of the state."""
+        return (
+            len(self.events),
+            (
+                self._clock.copy(),
+                self._last_w.copy(),
+                self._reads.copy(),
+                self._head.copy(),
+                self._last_ev.copy(),
+                self._spawned_at.copy(),
+            ),
+        )
+
+    def _set_state(self, st: tuple[dict[Any, Any], ...]) -> None:
+        """Make a copy of a node's saved state the current analysis state (the node keeps its own)."""
+        self._clock, self._last_w, self._reads, self._head, self._last_ev, self._spawned_at = (
+            d.copy() for d in st
+        )
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
@@ -178,31 +158,35 @@ class DPOR(RaceAnalysis):
         if parent is None or self.pos <= self._keep:
             return
         j = len(self.events)
-        ev = Ev("spawn", parent.id, None, None, "", self.pos, child.id)
-        clock, spawned = self._clock, self._spawned_at
-        ev.pred = clock.get(child.id, EMPTY)
-        ev.old_w = spawned.get(child.id)
-        self.events.append(ev)
-        clock[child.id] = clock.get(parent.id, EMPTY)
-        spawned[child.id] = (j, parent.id)
+        self.events.append(Ev("spawn", parent.id, None, None, "", self.pos, child.id))
+        self._clock[child.id] = self._clock.get(parent.id, EMPTY)
+        self._spawned_at[child.id] = (j, parent.id)
 
     def on_local(self, rt: ControlledRuntime, t: Task) -> None:
         if not isinstance(t.obj, Task) or self.pos <= self._keep:
             return
-        ev = Ev("join", t.id, None, None, "", self.pos, t.obj.id)
+        self.events.append(Ev("join", t.id, None, None, "", self.pos, t.obj.id))
         clock = self._clock
-        mine = ev.pred = clock.get(t.id, EMPTY)
-        self.events.append(ev)
         theirs = clock.get(t.obj.id)
         if theirs is not None:
-            clock[t.id] = joined(mine, theirs)
+            clock[t.id] = joined(clock.get(t.id, EMPTY), theirs)
 
     def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
         self.pos = pos + 1
         nodes = self.nodes
         if pos < len(nodes):
-            return self._replayed(rt, options, pos, nodes[pos])
+            node = nodes[pos]
+            if pos < self._keep and node.n == 1 and len(options) == 1:
+                # the commonest replayed step, inline (see _replayed)
+                chosen = options[0]
+                if chosen.id != node.chosen or chosen.op != node.op or node.kind != "t":
+                    self._diverged(rt, pos, node, options)
+                obj = chosen.obj
+                if type(obj) is not str:
+                    self._alias[id(obj)] = (self.events[node.ev].key, obj)
+                return 0
+            return self._replayed(rt, options, pos, node)
         n = len(options)
         if n == 1:
             # one enabled task: no branch, no preemption; only the sleep set can stop it
@@ -218,7 +202,7 @@ class DPOR(RaceAnalysis):
         cur_id = cur.id if cur is not None and cur.id in ids else -1
         node = Node("t", ids, n, cur_id, rt.preemptions)
         node.sleep = frozenset(self.sleep)
-        node.mark = len(self.events)
+        node.mark = self._mark()
         if self._fpos < len(self.forced):
             e = self.forced[self._fpos]
             self._fpos += 1
@@ -282,7 +266,7 @@ class DPOR(RaceAnalysis):
         assert isinstance(node, Node)
         node.op = chosen.op
         if node.mark is None:
-            node.mark = len(self.events)
+            node.mark = self._mark()
         self.sleep = set(node.sleep) | node.done
         node.ev = len(self.events)
         self._record(rt, chosen, pos)
@@ -332,18 +316,17 @@ class DPOR(RaceAnalysis):
                 if nk.kind == "t" and q not in nk.tids:
                     ev.enabler = nk.ev
                     break
-        # the step's vector clock, then the state it changes (the old values are kept in the event)
+        # the step's vector clock, then the state it changes
         clock = self._clock
         self._clock_of(ev, clock.get(q, EMPTY))
         clock[q] = ev.vc
         reads = self._reads
         if ca != READ:
             last_w = self._last_w
-            ev.old_w = last_w.get(key)
             last_w[key] = j
-            ev.old_r = reads.pop(key, None)
+            reads.pop(key, None)
         else:
-            rd = ev.old_r = reads.get(key)
+            rd = reads.get(key)
             reads[key] = (j,) if rd is None else (*rd, j)
         head = self._head
         ev.prev_obj = head.get(key, -1)
@@ -362,11 +345,11 @@ class DPOR(RaceAnalysis):
             if node.fixed:
                 self._fpos += 1
             if node.mark is None and pos >= self._keep:
-                node.mark = len(self.events)
+                node.mark = self._mark()
             return node.chosen
         node = Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
-        node.mark = len(self.events)
+        node.mark = self._mark()
         if self._fpos < len(self.forced):
             e = self.forced[self._fpos]
             self._fpos += 1

@@ -41,8 +41,8 @@ class Node:
         self.done: set[int] = set()
         self.sleep: frozenset[int] = frozenset()
         self.fixed = False  # part of a work unit's forced prefix: never backtracked
-        #: number of events recorded when the node was reached; None until recorded
-        self.mark: int | None = None
+        #: (number of events, copy of the analysis state) when the node was reached; None until recorded
+        self.mark: tuple[int, tuple[dict[Any, Any], ...]] | None = None
         self.ev = -1  # index of the event of this node's step (scheduling nodes)
 
     def entry(self) -> Entry:
@@ -84,9 +84,7 @@ class Node1:
 
 
 class Ev:
-    """One recorded event. Besides the analysis data it keeps the values it overwrote in the search's state
-    (``pred``, ``prev_obj``, ``prev_task``, ``old_w``, ``old_r``), so rewinding is replaying the events
-    backwards."""
+    """One recorded event: a step (``kind == "s"``), a spawn or a join."""
 
     __slots__ = (
         "access",
@@ -95,8 +93,6 @@ class Ev:
         "kind",
         "node",
         "obj",
-        "old_r",
-        "old_w",
         "other",
         "pred",
         "prev_obj",
@@ -122,8 +118,6 @@ class Ev:
         self.pred: list[int] = EMPTY  # the task's clock before this step
         self.prev_obj = -1  # previous event on the same object
         self.prev_task = -1  # previous step of the same task
-        self.old_w: Any = None  # the object's last write before this step (spawn: the old spawn record)
-        self.old_r: Any = None  # the object's reads since that write, before this step
 
 
 #: the clock of a task with no event yet (never mutated)

@@ -143,6 +143,9 @@ class RaceAnalysis:
             # forced prefix nodes: their alternatives are other work units; a node with one enabled task
             # has no alternative (its only initial is already in its backtrack set)
             return
+        bt, sl = node.backtrack, node.sleep
+        if all(p in bt or p in sl for p in node.tids):
+            return  # every task enabled there is tried or asleep: no reversal can add anything
         ti = ei.tid
         ci = ei.vc[ti]
         # v = the steps after i that do not happen after i, then j. The initials of v are the tasks whose
