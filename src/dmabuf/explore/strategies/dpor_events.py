@@ -134,6 +134,8 @@ def joined(a: list[int], b: list[int]) -> list[int]:
     """The pointwise maximum of two vector clocks (missing entries are 0), as a new list."""
     if len(a) == len(b):
         return [x if x > y else y for x, y in zip(a, b, strict=True)]
+    if not a or not b:
+        return list(a or b)
     if len(a) < len(b):
         a, b = b, a
     r = [x if x > y else y for x, y in zip(a, b, strict=False)]

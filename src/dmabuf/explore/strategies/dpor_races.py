@@ -144,7 +144,10 @@ class RaceAnalysis:
             # has no alternative (its only initial is already in its backtrack set)
             return
         bt, sl = node.backtrack, node.sleep
-        if all(p in bt or p in sl for p in node.tids):
+        for p in node.tids:
+            if p not in bt and p not in sl:
+                break
+        else:
             return  # every task enabled there is tried or asleep: no reversal can add anything
         ti = ei.tid
         ci = ei.vc[ti]
