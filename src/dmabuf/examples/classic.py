@@ -52,10 +52,15 @@ def lost_update() -> None:
     assert c.value == 2, f"lost update: counter is {c.value}, expected 2"
 
 
-def locked_family(tasks: int, per_task: int) -> Callable[[], None]:
+def locked_family(tasks: int, per_task: int, *, once: bool = True) -> Callable[[], None]:
     """A body in which ``tasks`` tasks each do ``per_task`` mutex-protected increments: always correct.
     DPOR runs exactly one execution per order of the critical sections, (N*K)!/(K!)^N (6 for 2 x 2, 90 for
-    3 x 2, 24 for 4 x 1, 1,680 for 3 x 3): the family the explorer's tests and benchmarks count."""
+    3 x 2, 24 for 4 x 1, 1,680 for 3 x 3): the family the explorer's tests and benchmarks count.
+
+    ``once=True`` (the default) reads and writes the counter with READ_ONCE/WRITE_ONCE, so each critical
+    section is four scheduling points (lock, read, write, unlock). ``once=False`` is the kernel's usual
+    ``counter++`` under the mutex: the mutex protects the field, the access is plain, and a critical
+    section is two points (lock, unlock), as in loom's ``Mutex<usize>`` version of this program."""
 
     def body() -> None:
         c = Counter()
@@ -64,7 +69,10 @@ def locked_family(tasks: int, per_task: int) -> Callable[[], None]:
         def worker() -> None:
             for _ in range(per_task):
                 mutex_lock(m)
-                WRITE_ONCE(c, "value", READ_ONCE(c, "value") + 1)
+                if once:
+                    WRITE_ONCE(c, "value", READ_ONCE(c, "value") + 1)
+                else:
+                    c.value += 1
                 mutex_unlock(m)
 
         ts = [dmabuf.spawn(worker, name=f"w{i}") for i in range(tasks)]
@@ -72,7 +80,7 @@ def locked_family(tasks: int, per_task: int) -> Callable[[], None]:
             t.join()
         assert c.value == tasks * per_task
 
-    body.__qualname__ = f"locked_family_{tasks}x{per_task}"
+    body.__qualname__ = f"locked_family_{tasks}x{per_task}" + ("" if once else "_plain")
     return body
 
 
