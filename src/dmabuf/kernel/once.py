@@ -110,11 +110,16 @@ def READ_ONCE(obj: object, name: str) -> Any:
 
     Kernel: ``READ_ONCE`` (include/asm-generic/rwonce.h).
     """
-    # field_key and _get inlined (one rt() call, no helper calls): these two are the model's hottest wrappers
+    # field_key and _get inlined (one rt() call; a known key is found without a helper call): these two are
+    # the model's hottest wrappers
     if obj is None or not isinstance(name, str):
         field_key(obj, name)  # raises the InvalidArgument
     r = rt()
-    r.point("READ_ONCE", _run_key(r.globals, obj, name), READ)
+    keys = r.globals.get(_KEYS)
+    k = None if keys is None else keys.get((id(obj), name))
+    if k is None or k.obj is not obj:
+        k = _run_key(r.globals, obj, name)
+    r.point("READ_ONCE", k, READ)
     try:
         return getattr(obj, name)
     except AttributeError:
@@ -130,7 +135,11 @@ def WRITE_ONCE(obj: object, name: str, value: object) -> None:
     if obj is None or not isinstance(name, str):
         field_key(obj, name)  # raises the InvalidArgument
     r = rt()
-    r.point("WRITE_ONCE", _run_key(r.globals, obj, name), WRITE)
+    keys = r.globals.get(_KEYS)
+    k = None if keys is None else keys.get((id(obj), name))
+    if k is None or k.obj is not obj:
+        k = _run_key(r.globals, obj, name)
+    r.point("WRITE_ONCE", k, WRITE)
     try:
         setattr(obj, name, value)
     except AttributeError:

@@ -29,7 +29,10 @@ class Mutex:
         self.owner: Task | None = None
         self._dm_label = name
         self._dm_class = lock_class
-        self._dm_site = lockdep.init_site("Mutex")
+        # lockdep classes a lock by its init site only when it has neither class nor name (lockdep.class_of):
+        # the frame walk is skipped for the others
+        named = (isinstance(lock_class, str) and lock_class) or (isinstance(name, str) and name)
+        self._dm_site = None if named else lockdep.init_site("Mutex")
 
     def _dm_holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else []
@@ -60,7 +63,10 @@ class Mutex:
             self._check_lock(t)
         r.wait("lock", self, WRITE, self._free)
         self.owner = t
-        lockdep.acquire(t, self)
+        if t.held:
+            lockdep.acquire(t, self)
+        else:  # what lockdep.acquire does when nothing is held (no order to check), without the call
+            t.held.append(self)
 
     def lock_interruptible(self) -> int:
         """Acquire unless a signal arrives first: 0 or ``-EINTR``. Kernel: ``mutex_lock_interruptible``."""
@@ -102,7 +108,11 @@ class Mutex:
             )
             return
         self.owner = None
-        lockdep.release(t, self)
+        held = t.held
+        if held and held[-1] is self:  # lockdep.release of the newest lock (the usual case), without the call
+            del held[-1]
+        else:
+            lockdep.release(t, self)
         r.notify(self)
 
     def is_locked(self) -> bool:
