@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+# the package, partly initialised at this point: ``active`` is looked up on it at call time (a function-level
+# import cost ~1 us per call)
+from .. import runtime as _runtime_pkg
+from ._api import Task
+
 __all__ = ["Labeler", "label_of"]
 
 
 class Labeler:
     """Per-run naming table."""
+
+    __slots__ = ("_counts", "_names")  # one is made per execution
 
     def __init__(self) -> None:
         self._names: dict[int, tuple[Any, str]] = {}
@@ -30,8 +37,6 @@ class Labeler:
         hit = self._names.get(id(obj))
         if hit is not None and hit[0] is obj:
             return hit[1]
-        from ._api import Task
-
         if isinstance(obj, Task):
             return obj.name
         kind = type(obj).__name__
@@ -47,9 +52,7 @@ _fallback = Labeler()
 
 def label_of(obj: object) -> str:
     """The name of ``obj`` in the active run (or a process-wide table outside any run)."""
-    from . import active
-
-    r = active()
+    r = _runtime_pkg.active()
     lab = getattr(r, "labeler", None) if r is not None else None
     if isinstance(lab, Labeler):
         return lab.name(obj)
