@@ -25,6 +25,7 @@ from typing import Any
 
 from .errors import KernelWarning
 from .kernel import config
+from .kernel._warn import WARN
 from .runtime import Task, active, label_of
 
 __all__ = [
@@ -212,8 +213,6 @@ def release(task: Task, lock: Any) -> bool:
 
 def assert_held(lock: Any, what: str = "") -> None:
     """``lockdep_assert_held``: WARN unless the current task holds ``lock``."""
-    from .kernel._warn import WARN
-
     r = active()
     if r is None:
         return

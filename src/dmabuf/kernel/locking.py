@@ -7,8 +7,10 @@ from typing import Any
 
 from .. import lockdep
 from ..errors import InvalidArgument
+from ..runtime import rt
 from ..sync.mutex import Mutex, check_mutex
 from ..sync.spinlock import SpinLock, check_spinlock
+from ._warn import WARN
 
 __all__ = [
     "DEFINE_MUTEX",
@@ -77,16 +79,12 @@ def spin_lock_irq(lock: SpinLock) -> None:
     """Kernel: ``spin_lock_irq`` (irqs off while held)."""
     s = check_spinlock(lock, "spin_lock_irq")
     s.lock()
-    from ..runtime import rt
-
     rt().current().atomic_depth += 1
 
 
 def spin_unlock_irq(lock: SpinLock) -> None:
     """Kernel: ``spin_unlock_irq``."""
     s = check_spinlock(lock, "spin_unlock_irq")
-    from ..runtime import rt
-
     t = rt().current()
     if s.owner is t:
         t.atomic_depth -= 1
@@ -114,8 +112,6 @@ def DEFINE_MUTEX(name: str | None = None) -> Mutex:
 
 def mutex_destroy(lock: Mutex) -> None:
     """Kernel: ``mutex_destroy``: WARNs if the mutex is still locked."""
-    from ._warn import WARN
-
     m = check_mutex(lock, "mutex_destroy")
     WARN(
         m.owner is not None,
