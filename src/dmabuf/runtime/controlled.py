@@ -226,6 +226,7 @@ class ControlledRuntime(Runtime):
 
     def _kill_all(self) -> None:
         if not self._live:  # nothing left to kill (the usual end): skip the copy and the try
+            self.killing = False
             self.current_task = None
             return
         self.killing = True
