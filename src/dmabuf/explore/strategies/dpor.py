@@ -135,9 +135,9 @@ class DPOR(RaceAnalysis):
 
     def _set_state(self, st: tuple[dict[Any, Any], ...]) -> None:
         """Make a copy of a node's saved state the current analysis state (the node keeps its own)."""
-        self._clock, self._last_w, self._reads, self._head, self._last_ev, self._spawned_at = (
-            d.copy() for d in st
-        )
+        clock, last_w, reads, head, last_ev, spawned_at = st
+        self._clock, self._last_w, self._reads = clock.copy(), last_w.copy(), reads.copy()
+        self._head, self._last_ev, self._spawned_at = head.copy(), last_ev.copy(), spawned_at.copy()
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
