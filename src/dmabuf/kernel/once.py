@@ -105,13 +105,10 @@ def _set(obj: object, name: str, value: object, fn: str) -> None:
         raise InvalidArgument(f"{fn}: cannot store field {name!r} of {type(obj).__name__}") from None
 
 
-def READ_ONCE(obj: object, name: str) -> Any:
-    """Read ``obj.name`` as one READ scheduling point (C: ``READ_ONCE(obj->name)``).
-
-    Kernel: ``READ_ONCE`` (include/asm-generic/rwonce.h).
+def _field_point(obj: object, name: str, op: str, access: str) -> None:
+    """The scheduling point of READ_ONCE/WRITE_ONCE on field ``name`` of ``obj``: :func:`field_key` with
+    one ``rt()`` call and a known key found without a helper call (these are the model's hottest wrappers).
     """
-    # field_key and _get inlined (one rt() call; a known key is found without a helper call): these two are
-    # the model's hottest wrappers
     if obj is None or not isinstance(name, str):
         field_key(obj, name)  # raises the InvalidArgument
     r = rt()
@@ -119,7 +116,15 @@ def READ_ONCE(obj: object, name: str) -> Any:
     k = None if keys is None else keys.get((id(obj), name))
     if k is None or k.obj is not obj:
         k = _run_key(r.globals, obj, name)
-    r.point("READ_ONCE", k, READ)
+    r.point(op, k, access)
+
+
+def READ_ONCE(obj: object, name: str) -> Any:
+    """Read ``obj.name`` as one READ scheduling point (C: ``READ_ONCE(obj->name)``).
+
+    Kernel: ``READ_ONCE`` (include/asm-generic/rwonce.h).
+    """
+    _field_point(obj, name, "READ_ONCE", READ)
     try:
         return getattr(obj, name)
     except AttributeError:
@@ -131,15 +136,7 @@ def WRITE_ONCE(obj: object, name: str, value: object) -> None:
 
     Kernel: ``WRITE_ONCE`` (include/asm-generic/rwonce.h).
     """
-    # inlined as in READ_ONCE
-    if obj is None or not isinstance(name, str):
-        field_key(obj, name)  # raises the InvalidArgument
-    r = rt()
-    keys = r.globals.get(_KEYS)
-    k = None if keys is None else keys.get((id(obj), name))
-    if k is None or k.obj is not obj:
-        k = _run_key(r.globals, obj, name)
-    r.point("WRITE_ONCE", k, WRITE)
+    _field_point(obj, name, "WRITE_ONCE", WRITE)
     try:
         setattr(obj, name, value)
     except AttributeError:
