@@ -41,13 +41,10 @@ Put a module ``hN_short_name.py`` in this package (it is found by its name) that
 
         def body(self, policy, variant):
             def run():
-                exp = MemoryExporter(4, "VRAM", policy=policy, name="A")   # the buffer, under the policy
-                imp = (MyCarefulImporter if variant == "careful" else MyImporter)(exp.buf)
-                imp.attach_()
-                def evict():
-                    with exp.buf.resv:
-                        exp.move("GTT")      # move + dma_buf_move_notify, resv held
-                t = spawn(evict, name="exporter")
+                # the buffer, under the policy, and the importer attached to it
+                exp, imp = attached(policy, MyCarefulImporter if variant == "careful" else MyImporter)
+                # the exporter's task: resv locked, move + dma_buf_move_notify, unlocked
+                t = spawn(move_locked, exp, name="exporter")
                 imp.read_job()               # map (or reuse), add a job fence, DMA, signal
                 t.join()
                 imp.teardown()               # unmap what is left, detach
@@ -81,7 +78,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, overload
 
 from ..buf import DMA_BIDIRECTIONAL, DmaBuf, DmaBufAttachOps, MemoryExporter, SgTable, check_all
 from ..errors import DmabufError, MappingInvalidated
@@ -95,10 +92,12 @@ __all__ = [
     "Importer",
     "MappingLeak",
     "Scenario",
+    "attached",
     "contract_of",
     "finish",
     "get_scenario",
     "make_fence",
+    "move_locked",
     "register",
     "scenarios",
 ]
@@ -169,6 +168,33 @@ def make_fence() -> Any:
     dma_fence_init(f, DmaFenceOps(get_driver_name=_name, get_timeline_name=_name),
                    SpinLock(lock_class="scenario_job_fence.lock"), dma_fence_context_alloc(1), 1)
     return f
+
+
+_E = TypeVar("_E", bound=MemoryExporter)
+_I = TypeVar("_I", bound="Importer")
+
+
+@overload
+def attached(policy: str, importer: Callable[[DmaBuf], _I]) -> tuple[MemoryExporter, _I]: ...
+@overload
+def attached(policy: str, importer: Callable[[DmaBuf], _I], exporter: Callable[..., _E]) -> tuple[_E, _I]: ...
+def attached(
+    policy: str, importer: Callable[[DmaBuf], Importer], exporter: Callable[..., MemoryExporter] = MemoryExporter
+) -> tuple[MemoryExporter, Importer]:
+    """The usual start of a scenario: a one-page buffer ``A`` in VRAM exported under ``policy``, and an
+    ``importer`` attached to it (nothing mapped yet). Returns ``(exporter, importer)``."""
+    exp = exporter(4, "VRAM", policy=policy, name="A")
+    imp = importer(exp.buf)
+    imp.attach_()
+    return exp, imp
+
+
+def move_locked(exp: MemoryExporter, domain: str = "GTT", **kw: Any) -> None:
+    """What an exporter does to evict or migrate: take the reservation lock, move the buffer to ``domain``
+    (the copy fenced in the resv, ``dma_buf_move_notify`` to the importers) and unlock. ``kw`` goes to
+    :meth:`MemoryExporter.move`. Spawn it as the exporter's task, or call it inline."""
+    with exp.buf.resv:
+        exp.move(domain, **kw)
 
 
 class MappingLeak(DmabufError):

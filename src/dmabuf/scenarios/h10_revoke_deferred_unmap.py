@@ -41,7 +41,7 @@ from ..buf.core import dma_buf_move_notify
 from ..kernel.errno import ERR_PTR
 from ..kernel.waitqueue import WaitQueueHead
 from ..resv import Usage
-from .base import Importer, Scenario, contract_of, finish, register
+from .base import Importer, Scenario, attached, contract_of, finish, register
 
 __all__ = ["H10", "CarefulImporter", "NaiveImporter", "RevokingExporter"]
 
@@ -133,9 +133,7 @@ class H10(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = RevokingExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls, RevokingExporter)
             sgt, job = imp.submit()  # job J through S1, fence F in the resv
             t = spawn(exp.revoke, name="exporter")  # 1. lock, revoke, invalidate, wait (resv held)
             sgt.dma_read(0, 4)  # J's DMA, then F signals

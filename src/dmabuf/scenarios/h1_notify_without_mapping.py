@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import spawn
-from ..buf import DMA_BIDIRECTIONAL, MemoryExporter
+from ..buf import DMA_BIDIRECTIONAL
 from ..buf.core import dma_buf_unmap_attachment
-from .base import Importer, Scenario, contract_of, finish, register
+from .base import Importer, Scenario, attached, contract_of, finish, move_locked, register
 
 __all__ = ["H1", "CarefulImporter", "NaiveImporter"]
 
@@ -56,15 +56,9 @@ class H1(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MemoryExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()  # 1. attached, nothing mapped
+            exp, imp = attached(policy, cls)  # 1. attached, nothing mapped
 
-            def evict() -> None:  # 2. the exporter moves whenever it likes
-                with exp.buf.resv:
-                    exp.move("GTT")
-
-            t = spawn(evict, name="exporter")
+            t = spawn(move_locked, exp, name="exporter")  # 2. the exporter moves whenever it likes
             imp.read_job()  # the importer's first job maps -- before or after the move
             t.join()
             imp.teardown()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..buf import MemoryExporter, SgTable
-from .base import Importer, Scenario, contract_of, finish, register
+from .base import Importer, Scenario, attached, contract_of, finish, register
 
 __all__ = ["H2", "CarefulImporter", "MigratingExporter", "NaiveImporter"]
 
@@ -88,9 +88,7 @@ class H2(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MigratingExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls, MigratingExporter)
             imp.read_job()  # map: the exporter migrates VRAM -> GTT inside it, with the resv held
             imp.teardown()
             finish(exp)

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import spawn
-from ..buf import MemoryExporter, SgTable
+from ..buf import SgTable
 from ..errors import MappingInvalidated
-from .base import Importer, Scenario, finish, register
+from .base import Importer, Scenario, attached, finish, move_locked, register
 
 __all__ = ["H3", "CarefulImporter", "NaiveImporter"]
 
@@ -77,15 +77,9 @@ class H3(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MemoryExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls)
 
-            def evict() -> None:
-                with exp.buf.resv:
-                    exp.move("GTT")
-
-            t = spawn(evict, name="exporter")
+            t = spawn(move_locked, exp, name="exporter")
             imp.read_job()
             t.join()
             imp.teardown()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from .. import spawn
 from ..buf import MemoryExporter
-from .base import Importer, Scenario, finish, register
+from .base import Importer, Scenario, finish, move_locked, register
 
 __all__ = ["H4", "CarefulImporter", "NaiveImporter"]
 
@@ -54,10 +54,6 @@ class H4(Scenario):
             a.read_job()  # A has a mapping, so every design notifies it
             b = cls(exp.buf, name="impB", dev="gpu2")
 
-            def evict() -> None:
-                with exp.buf.resv:
-                    exp.move("GTT")  # walks buf.attachments, calling move_notify
-
             def join_b() -> None:
                 if b.one_shot:  # option 3: an attachment joins the list only with its mapping
                     b.attach_and_map()
@@ -65,7 +61,7 @@ class H4(Scenario):
                     b.attach_()
                 b.teardown()
 
-            t = spawn(evict, name="exporter")
+            t = spawn(move_locked, exp, name="exporter")  # walks buf.attachments, calling move_notify
             u = spawn(join_b, name="impB")
             a.teardown()  # A leaves while the exporter may be walking the list
             t.join()

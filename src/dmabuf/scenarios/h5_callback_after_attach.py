@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import spawn
-from ..buf import DmaBufAttachOps, MemoryExporter
+from ..buf import DmaBufAttachOps
 from ..kernel.once import READ_ONCE, WRITE_ONCE
-from .base import Importer, Scenario, finish, register
+from .base import Importer, Scenario, attached, finish, move_locked, register
 
 __all__ = ["H5", "CarefulImporter", "NaiveImporter"]
 
@@ -76,15 +76,9 @@ class H5(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MemoryExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls)
 
-            def evict() -> None:
-                with exp.buf.resv:
-                    exp.move("GTT")
-
-            t = spawn(evict, name="exporter")
+            t = spawn(move_locked, exp, name="exporter")
             imp.read_job()  # first job: maps S1
             imp.ready()  # importer_priv published only now
             imp.read_job()  # second job: reuses S1 unless it was retired

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import spawn
-from ..buf import MemoryExporter, SgTable
-from .base import Importer, Scenario, finish, register
+from ..buf import SgTable
+from .base import Importer, Scenario, attached, finish, move_locked, register
 
 __all__ = ["H6", "CarefulImporter", "NaiveImporter"]
 
@@ -96,16 +96,10 @@ class H6(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MemoryExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls)
             sgt, job = imp.submit()  # 1. job J through S1, its fence F in the resv
 
-            def evict() -> None:  # 2. the exporter moves (the copy waits for F) and notifies
-                with exp.buf.resv:
-                    exp.move("GTT")
-
-            t = spawn(evict, name="exporter")
+            t = spawn(move_locked, exp, name="exporter")  # 2. the exporter moves (the copy waits for F) and notifies
             sgt.dma_read(0, 4)  # 3. J's DMA, racing with the handler's unmap
             job.signal()
             t.join()

@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..buf import MemoryExporter
 from ..resv import Usage
-from .base import Importer, Scenario, finish, make_fence, register
+from .base import Importer, Scenario, attached, finish, make_fence, move_locked, register
 
 __all__ = ["H7", "CarefulImporter", "NaiveImporter"]
 
@@ -57,12 +56,11 @@ class H7(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MemoryExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls)
             imp.read_job()  # S1: the old placement (retired by the handler after this job's fence)
-            with exp.buf.resv:  # 1. the exporter moves: new placement current now, its copy (fence M) runs
-                exp.move("GTT")  # on its own task; dma_buf_move_notify
+            # 1. the exporter moves: new placement current now, its copy (fence M) runs on its own task;
+            # dma_buf_move_notify
+            move_locked(exp)
             imp.read_job()  # 2./3. re-map -> S2 (the new pages) and DMA, racing with the copy
             imp.teardown()
             finish(exp)

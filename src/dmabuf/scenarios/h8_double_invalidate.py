@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import spawn
-from ..buf import MemoryExporter, SgTable
-from .base import Importer, Scenario, finish, register
+from ..buf import SgTable
+from .base import Importer, Scenario, attached, finish, move_locked, register
 
 __all__ = ["H8", "CarefulImporter", "NaiveImporter"]
 
@@ -141,16 +141,12 @@ class H8(Scenario):
         cls = CarefulImporter if variant == "careful" else NaiveImporter
 
         def run() -> None:
-            exp = MemoryExporter(4, "VRAM", policy=policy, name="A")
-            imp = cls(exp.buf)
-            imp.attach_()
+            exp, imp = attached(policy, cls)
             imp.read_job()  # S1 mapped, its job done
-            with exp.buf.resv:  # move #1 -> notify: S1 invalidated, its unmap deferred to the next job
-                exp.move("GTT")
+            move_locked(exp)  # move #1 -> notify: S1 invalidated, its unmap deferred to the next job
 
             t = spawn(imp.read_job, name="importer")  # the next job: deferred teardown, then re-map
-            with exp.buf.resv:  # move #2, at any time -- maybe before the importer re-mapped
-                exp.move("VRAM")
+            move_locked(exp, "VRAM")  # move #2, at any time -- maybe before the importer re-mapped
             t.join()
             imp.teardown()
             finish(exp)

@@ -39,7 +39,7 @@ from typing import Any
 from .. import choose, spawn
 from ..buf import DMA_BIDIRECTIONAL, MemoryExporter
 from ..buf.core import dma_buf_map_attachment
-from .base import Importer, Scenario, finish, register
+from .base import Importer, Scenario, finish, move_locked, register
 
 __all__ = ["H9", "ConventionExporter", "LegacyExporter", "StaticImporter"]
 
@@ -109,8 +109,7 @@ class H9(Scenario):
             imp = StaticImporter(exp.buf, convention=careful)
 
             def evict() -> None:  # the dynamic exporter moves whenever it likes (under the resv)
-                with exp.buf.resv:
-                    exp.move("GTT", honour_pins=honour_pins)
+                move_locked(exp, honour_pins=honour_pins)
 
             t = spawn(evict, name="exporter")
             imp.run()
