@@ -41,3 +41,16 @@ def check_cell(expected: dict[tuple[str, str], tuple[str, str]], sid: str, polic
         assert v.duty
     if want == NA:
         assert v.reason and not v.runs
+
+
+def check_counterexample(sid: str, kind: str, text: str) -> None:
+    """The naive driver's counterexample under the mainline design (importer-tracks): the oracle names the
+    right failure, within 2 preemptions, and its replay string reproduces it."""
+    import dmabuf
+    from dmabuf.scenarios import get_scenario
+
+    f = verdict(sid, "importer-tracks").naive.failure
+    assert f.kind == kind and text in f.message, f.story()
+    assert f.preemptions <= 2
+    again = dmabuf.replay(get_scenario(sid).body("importer-tracks", "naive"), f.schedule)
+    assert again is not None and again.kind == kind and text in again.message

@@ -7,7 +7,7 @@ policy module has not landed is skipped with the module's name.
 from __future__ import annotations
 
 import pytest
-from _cells import DUTY, NA, SAFE, check_cell, verdict
+from _cells import DUTY, NA, SAFE, check_cell, check_counterexample
 
 from dmabuf.scenarios import runner
 
@@ -112,13 +112,4 @@ def test_every_h1_h5_cell_is_asserted() -> None:
     ],
 )
 def test_mainline_counterexamples(sid: str, kind: str, text: str) -> None:
-    import dmabuf
-    from dmabuf.scenarios import get_scenario
-
-    v = verdict(sid, "importer-tracks")
-    f = v.naive.failure
-    assert f.kind == kind and text in f.message, f.story()
-    assert f.preemptions <= 2
-    # the replay string reproduces the failure
-    again = dmabuf.replay(get_scenario(sid).body("importer-tracks", "naive"), f.schedule)
-    assert again is not None and again.kind == kind
+    check_counterexample(sid, kind, text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _cells import DUTY, SAFE, check_cell, verdict
+from _cells import DUTY, SAFE, check_cell, check_counterexample
 
 import dmabuf
 from dmabuf.scenarios import get_scenario, runner
@@ -122,13 +122,7 @@ def test_every_h6_h10_cell_is_asserted() -> None:
     ],
 )
 def test_mainline_counterexamples(sid: str, kind: str, text: str) -> None:
-    v = verdict(sid, "importer-tracks")
-    f = v.naive.failure
-    assert f.kind == kind and text in f.message, f.story()
-    assert f.preemptions <= 2
-    # the replay string reproduces the failure
-    again = dmabuf.replay(get_scenario(sid).body("importer-tracks", "naive"), f.schedule)
-    assert again is not None and again.kind == kind and text in again.message
+    check_counterexample(sid, kind, text)
 
 
 def _explore(sid: str, policy: str, variant: str) -> Any:
