@@ -34,14 +34,3 @@ class TrackingImporter:
         return self.sgt
 
 
-def _name(f: Any) -> str:
-    return "buf-test"
-
-
-def make_fence() -> Any:
-    """A fresh unsignaled fence."""
-    from dmabuf.kernel import DmaFence, DmaFenceOps, SpinLock, dma_fence_context_alloc, dma_fence_init
-
-    f = DmaFence()
-    dma_fence_init(f, DmaFenceOps(get_driver_name=_name, get_timeline_name=_name), SpinLock(lock_class="buf_test_fence.lock"), dma_fence_context_alloc(1), 1)
-    return f

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _buf_drivers import TrackingImporter, make_fence
+from _buf_drivers import TrackingImporter
 
 import dmabuf
 from dmabuf.buf import (
@@ -57,6 +57,7 @@ from dmabuf.kernel import (
     set_warn_mode,
 )
 from dmabuf.resv import Usage
+from dmabuf.scenarios.base import make_fence
 
 
 def run(body: Callable[[], Any]) -> Any:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _buf_drivers import TrackingImporter, make_fence
+from _buf_drivers import TrackingImporter
 
 import dmabuf
 from dmabuf.buf import BufferObject, DmaBufAttachOps, MemoryExporter, check_all, configure_memory, memory
 from dmabuf.errors import LostWrite, OutOfPages, StaleContent, StaleMapping, UsageError
 from dmabuf.resv import Usage
+from dmabuf.scenarios.base import make_fence
 
 
 def _explore(body: Any, **kw: Any) -> dmabuf.ExploreResult:

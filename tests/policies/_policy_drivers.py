@@ -7,6 +7,7 @@ from typing import Any
 import dmabuf
 from dmabuf.buf import DmaBufAttachOps, MemoryExporter, SgTable, check_all
 from dmabuf.resv import Usage
+from dmabuf.scenarios.base import make_fence, move_locked
 
 
 class ReentrantExporter(MemoryExporter):
@@ -83,12 +84,8 @@ def race_body(policy: str, make_importer: Any, *, reentrant: bool = False, write
                 with buf.resv:
                     imp.mapping().dma_write(4 * (i % 2), bytes([0x10 + i] * 4))
 
-        def evict() -> None:
-            with buf.resv:
-                exp.move("GTT")
-
         t1 = dmabuf.spawn(work, name="importer")
-        t2 = dmabuf.spawn(evict, name="evict")
+        t2 = dmabuf.spawn(move_locked, exp, name="evict")
         t1.join()
         t2.join()
         imp.release()
@@ -96,19 +93,6 @@ def race_body(policy: str, make_importer: Any, *, reentrant: bool = False, write
         buf.put()
 
     return body
-
-
-def make_fence() -> Any:
-    """A fresh unsignaled fence (a job's)."""
-    from dmabuf.kernel import DmaFence, DmaFenceOps, SpinLock, dma_fence_context_alloc, dma_fence_init
-
-    def name(f: Any) -> str:
-        return "policy-test"
-
-    f = DmaFence()
-    dma_fence_init(f, DmaFenceOps(get_driver_name=name, get_timeline_name=name),
-                   SpinLock(lock_class="policy_test_fence.lock"), dma_fence_context_alloc(1), 1)
-    return f
 
 
 def add_job_fence(buf: Any, usage: Usage = Usage.WRITE) -> Any:

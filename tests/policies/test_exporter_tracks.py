@@ -13,6 +13,7 @@ from dmabuf.buf import DmaBufAttachOps, MemoryExporter, check_all
 from dmabuf.errors import KernelWarning, StaleMapping, UsageError
 from dmabuf.policies.exporter_tracks import RULE_FREE, RULE_UNMAP, tracked_mappings
 from dmabuf.resv import Usage
+from dmabuf.scenarios.base import move_locked
 
 P = "exporter-tracks"
 
@@ -152,12 +153,8 @@ def test_explored_race_correct_importer(run_on: Any) -> None:
         def work() -> None:
             submit(0, 0x10)
 
-        def evict() -> None:
-            with buf.resv:
-                exp.move("GTT")
-
         t1 = dmabuf.spawn(work, name="importer")
-        t2 = dmabuf.spawn(evict, name="evict")
+        t2 = dmabuf.spawn(move_locked, exp, name="evict")
         t1.join()
         t2.join()
         for j in jobs:

@@ -13,6 +13,7 @@ from dmabuf.errors import KernelWarning, MappingInvalidated, UsageError
 from dmabuf.kernel import DMA_BIDIRECTIONAL, ERR_PTR, dma_buf_attach_and_map, dma_buf_unmap_and_detach
 from dmabuf.policies.one_shot_attachments import RULE_KILLED, RULE_MAP, RULE_UNMAP, RULE_USE, is_killed
 from dmabuf.resv import Usage
+from dmabuf.scenarios.base import move_locked
 
 P = "one-shot-attachments"
 
@@ -142,12 +143,8 @@ def _race_body() -> Any:
             imp.write(0, b"\x10" * 4)
             imp.write(4, b"\x11" * 4)
 
-        def evict() -> None:
-            with buf.resv:
-                exp.move("GTT")
-
         t1 = dmabuf.spawn(work, name="importer")
-        t2 = dmabuf.spawn(evict, name="evict")
+        t2 = dmabuf.spawn(move_locked, exp, name="evict")
         t1.join()
         t2.join()
         imp.release()
