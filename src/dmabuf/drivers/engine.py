@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..buf.sg_table import SgTable
 from ..errors import UsageError
 from ..fence.fence import DmaFence, DmaFenceOps, begin_signalling, context_alloc, end_signalling
 from ..runtime import READ, WRITE, label_of, rt
@@ -105,6 +106,25 @@ class GpuEngine:
         self.ring.append(job)
         rt().notify(self)
         return job
+
+    def submit_dma(
+        self, deps: Iterable[DmaFence], sgt: SgTable, off: int, data: bytes | None = None, n: int = 0,
+        name: str | None = None,
+    ) -> GpuJob:
+        """Queue (as :meth:`submit`) a DMA job through the mapping ``sgt``: it writes ``data`` at ``off`` or,
+        with ``data=None``, reads ``n`` bytes there (``job.result``)."""
+        if data is not None:
+            payload = bytes(data)
+
+            def run() -> Any:
+                sgt.dma_write(off, payload)
+
+        else:
+
+            def run() -> Any:
+                return sgt.dma_read(off, n)
+
+        return self.submit(deps, run, name)
 
     # ------------------------------------------------------------------ the worker
     def _has_work(self) -> bool:

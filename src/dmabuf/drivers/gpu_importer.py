@@ -191,20 +191,8 @@ class GpuImporter:
             assert sgt is not None
             resv.reserve_fences(1)
             deps = self._deps(write)
-            if write:
-                assert data is not None
-                payload = bytes(data)
-
-                def run() -> Any:
-                    sgt.dma_write(off, payload)
-
-            else:
-
-                def run() -> Any:
-                    return sgt.dma_read(off, n)
-
-            job = self.engine.submit(
-                deps, run, name=f"{self.dev}.{'write' if write else 'read'}{len(self.jobs) + 1}"
+            job = self.engine.submit_dma(
+                deps, sgt, off, data, n, name=f"{self.dev}.{'write' if write else 'read'}{len(self.jobs) + 1}"
             )
             if self.add_job_fence:
                 resv.add_fence(job.fence, Usage.WRITE if write else Usage.READ)

@@ -79,20 +79,8 @@ class StaticImporter:
         with resv:
             resv.reserve_fences(1)
             deps = resv.get_fences(usage_rw(write))
-            if write:
-                assert data is not None
-                payload = bytes(data)
-
-                def run() -> Any:
-                    sgt.dma_write(off, payload)
-
-            else:
-
-                def run() -> Any:
-                    return sgt.dma_read(off, n)
-
-            job = self.engine.submit(
-                deps, run, name=f"{self.dev}.{'write' if write else 'read'}{len(self.jobs) + 1}"
+            job = self.engine.submit_dma(
+                deps, sgt, off, data, n, name=f"{self.dev}.{'write' if write else 'read'}{len(self.jobs) + 1}"
             )
             resv.add_fence(job.fence, Usage.WRITE if write else Usage.READ)
             self.jobs.append(job)
