@@ -199,6 +199,20 @@ class Workqueue:
             return True
         return False
 
+    def _enter_wait(self, fn: str, access: str) -> Runtime | None:
+        """The start of flush/drain (``fn``): may sleep, a point on the pool; WARNs and returns ``None`` if the
+        workqueue is destroyed or the caller is one of its own work items (it would wait for itself)."""
+        might_sleep()
+        r = rt()
+        me = r.current()
+        r.point(fn, _pool(r), access)
+        if self._destroyed:
+            WARN(True, f"{fn} on destroyed workqueue {self.name!r}", f"{fn}: destroyed")
+            return None
+        if self._check_not_own(me, fn):
+            return None
+        return r
+
     # ------------------------------------------------------------------ API
     def queue(self, work: WorkStruct) -> bool:
         """Queue ``work``. Returns False if it was already pending (or is being cancelled), True if queued.
@@ -265,14 +279,8 @@ class Workqueue:
 
         Locking: may sleep. Kernel: ``flush_workqueue``.
         """
-        might_sleep()
-        r = rt()
-        me = r.current()
-        r.point("flush_workqueue", _pool(r), READ)
-        if self._destroyed:
-            WARN(True, f"flush_workqueue on destroyed workqueue {self.name!r}", "flush_workqueue: destroyed")
-            return
-        if self._check_not_own(me, "flush_workqueue"):
+        r = self._enter_wait("flush_workqueue", READ)
+        if r is None:
             return
         target = self._wseq
         r.wait("flush_workqueue", self, READ, lambda: self._oldest() > target)
@@ -283,14 +291,8 @@ class Workqueue:
 
         Locking: may sleep. Kernel: ``drain_workqueue``.
         """
-        might_sleep()
-        r = rt()
-        me = r.current()
-        r.point("drain_workqueue", _pool(r), WRITE)
-        if self._destroyed:
-            WARN(True, f"drain_workqueue on destroyed workqueue {self.name!r}", "drain_workqueue: destroyed")
-            return
-        if self._check_not_own(me, "drain_workqueue"):
+        r = self._enter_wait("drain_workqueue", WRITE)
+        if r is None:
             return
         self._draining += 1
         try:
