@@ -40,6 +40,19 @@ def _write_dir(direction: int) -> bool:
     return direction in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE)
 
 
+def _cpu_access_checks(dmabuf: DmaBuf | None, direction: int, fn: str) -> tuple[DmaBuf, int] | None:
+    """The checks both CPU-access calls start with: the argument types, a WARN (and ``None``) for a ``NULL``
+    buffer, the direction, a live buffer, and the resv not held by the caller."""
+    _chk(dmabuf, DmaBuf, fn, "dmabuf")
+    if WARN(dmabuf is None, f"{fn}(NULL)", f"{fn}: NULL"):
+        return None
+    assert dmabuf is not None
+    direction = check_dir(direction, fn)
+    _alive(dmabuf, fn)
+    _forbids_resv(dmabuf.resv, fn)
+    return dmabuf, direction
+
+
 def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
     """Prepare CPU access: the exporter's ``begin_cpu_access`` (unlocked), then wait (interruptible) for the
     fences the access must not overtake (``dma_resv_usage_rw(write)``, write = BIDIRECTIONAL or TO_DEVICE).
@@ -47,13 +60,10 @@ def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
 
     Locking: must not hold the resv (might_lock). Kernel: ``dma_buf_begin_cpu_access``.
     """
-    _chk(dmabuf, DmaBuf, "dma_buf_begin_cpu_access", "dmabuf")
-    if WARN(dmabuf is None, "dma_buf_begin_cpu_access(NULL)", "dma_buf_begin_cpu_access: NULL"):
+    checked = _cpu_access_checks(dmabuf, direction, "dma_buf_begin_cpu_access")
+    if checked is None:
         return -errno.EINVAL
-    assert dmabuf is not None
-    direction = check_dir(direction, "dma_buf_begin_cpu_access")
-    _alive(dmabuf, "dma_buf_begin_cpu_access")
-    _forbids_resv(dmabuf.resv, "dma_buf_begin_cpu_access")
+    dmabuf, direction = checked
     ops = _ops(dmabuf)
     ret = 0
     if ops.begin_cpu_access is not None:
@@ -69,13 +79,10 @@ def dma_buf_end_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
 
     Locking: must not hold the resv (might_lock). Kernel: ``dma_buf_end_cpu_access``.
     """
-    _chk(dmabuf, DmaBuf, "dma_buf_end_cpu_access", "dmabuf")
-    if WARN(dmabuf is None, "dma_buf_end_cpu_access(NULL)", "dma_buf_end_cpu_access: NULL"):
+    checked = _cpu_access_checks(dmabuf, direction, "dma_buf_end_cpu_access")
+    if checked is None:
         return -errno.EINVAL
-    assert dmabuf is not None
-    direction = check_dir(direction, "dma_buf_end_cpu_access")
-    _alive(dmabuf, "dma_buf_end_cpu_access")
-    _forbids_resv(dmabuf.resv, "dma_buf_end_cpu_access")
+    dmabuf, direction = checked
     ops = _ops(dmabuf)
     return int(ops.end_cpu_access(dmabuf, direction)) if ops.end_cpu_access is not None else 0
 
