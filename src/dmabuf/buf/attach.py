@@ -50,6 +50,26 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- attach / detach
+def _new_attachment(
+    dmabuf: DmaBuf, ops: Any, dev: Any, importer_ops: DmaBufAttachOps | None, importer_priv: Any
+) -> DmaBufAttachment | ErrPtr:
+    """A new attachment of ``dev`` to ``dmabuf``, passed to the exporter's ``attach`` (unlocked, not yet on
+    the buffer's list); the exporter's error as ``ERR_PTR`` (the attachment is then dead)."""
+    attach = DmaBufAttachment()
+    attach.dev = dev
+    attach.dmabuf = dmabuf
+    if importer_ops is not None:
+        attach.peer2peer = importer_ops.allow_peer2peer
+    attach.importer_ops = importer_ops
+    attach.importer_priv = importer_priv
+    if ops.attach is not None:
+        ret = ops.attach(dmabuf, attach)
+        if ret:
+            attach.detached = True
+            return ERR_PTR(ret)
+    return attach
+
+
 def dma_buf_dynamic_attach(
     dmabuf: DmaBuf | None, dev: Any, importer_ops: DmaBufAttachOps | None, importer_priv: Any
 ) -> DmaBufAttachment | ErrPtr:
@@ -78,18 +98,9 @@ def dma_buf_dynamic_attach(
     _alive(dmabuf, "dma_buf_attach")
     held = _forbids_resv(dmabuf.resv, "dma_buf_attach" if importer_ops is None else "dma_buf_dynamic_attach")
     ops = _ops(dmabuf)
-    attach = DmaBufAttachment()
-    attach.dev = dev
-    attach.dmabuf = dmabuf
-    if importer_ops is not None:
-        attach.peer2peer = importer_ops.allow_peer2peer
-    attach.importer_ops = importer_ops
-    attach.importer_priv = importer_priv
-    if ops.attach is not None:
-        ret = ops.attach(dmabuf, attach)
-        if ret:
-            attach.detached = True
-            return ERR_PTR(ret)
+    attach = _new_attachment(dmabuf, ops, dev, importer_ops, importer_priv)
+    if isinstance(attach, ErrPtr):
+        return attach
     r = rt()
     _lock(dmabuf, held)
     r.point("list_add attachments", dmabuf, WRITE)
@@ -245,17 +256,9 @@ def dma_buf_attach_and_map(
     _alive(dmabuf, fn)
     held = _forbids_resv(dmabuf.resv, fn)
     ops = _ops(dmabuf)
-    attach = DmaBufAttachment()
-    attach.dev = dev
-    attach.dmabuf = dmabuf
-    attach.peer2peer = importer_ops.allow_peer2peer
-    attach.importer_ops = importer_ops
-    attach.importer_priv = importer_priv
-    if ops.attach is not None:
-        ret = ops.attach(dmabuf, attach)
-        if ret:
-            attach.detached = True
-            return ERR_PTR(ret), None
+    attach = _new_attachment(dmabuf, ops, dev, importer_ops, importer_priv)
+    if isinstance(attach, ErrPtr):
+        return attach, None
     _lock(dmabuf, held)
     pin = _pin_on_map(dmabuf)
     err = 0
