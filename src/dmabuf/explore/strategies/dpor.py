@@ -25,8 +25,8 @@ Incremental analysis
 Vector clocks are computed step by step; a branching node keeps a copy of the analysis state as it was
 when the node was reached (a few small dicts), so the next execution restores the state of the node whose
 choice changed and replays the prefix before it without recording anything (the prefix is deterministic;
-its new objects are aliased to the keys the recorded events used). Steps with one enabled task never branch and get a light
-node (:class:`.dpor_events.Node1`).
+its new objects are aliased to the keys the recorded events used). Steps with one enabled task never
+branch and get a light node (:class:`.dpor_events.Node1`).
 
 Blocking
 --------
@@ -51,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import InternalError
 from ...runtime import LOCAL, READ, Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from ..schedule import Entry
@@ -78,7 +79,7 @@ class DPOR(RaceAnalysis):
         #: decisions the first real branches must take (a work unit of a parallel search)
         self.forced: list[Entry] = []
         self._fpos = 0
-        # Analysis state, kept up to date step by step. A branching node keeps a copy of it (see _state),
+        # Analysis state, kept up to date step by step. A branching node keeps a copy of it (see _mark),
         # so that the next execution can go back to the node whose choice changed and replay the prefix
         # before it without recording anything (the prefix is deterministic: same steps, same events).
         self._clock: dict[int, list[int]] = {}  # task -> vector clock after its last event
@@ -235,7 +236,9 @@ class DPOR(RaceAnalysis):
 
     def _replayed(self, rt: ControlledRuntime, options: Sequence[Task], pos: int, node: Node | Node1) -> int:
         """A step of the prefix the execution replays: check it is the recorded one, then take the recorded
-        choice; at the node whose choice changed (``pos == _keep``) and after it, record it again."""
+        choice; at the node whose choice changed (``pos == _keep``; every node of a frontier restored by
+        :meth:`restore`, which has no marks) record it again. Those nodes always branch: :meth:`advance`
+        never leaves a :class:`Node1` last, and :meth:`restore` makes full nodes."""
         if node.n == 1:
             chosen = options[0]
             if len(options) != 1 or chosen.id != node.chosen or node.kind != "t":
@@ -257,13 +260,8 @@ class DPOR(RaceAnalysis):
             if type(obj) is not str:
                 self._alias[id(obj)] = (self.events[node.ev].key, obj)
             return idx
-        if type(node) is Node1:
-            # a light node at or after the changed node (an execution restored from a frontier)
-            self.sleep = NO_SLEEP
-            node.ev = len(self.events)
-            self._record(rt, chosen, pos)
-            return idx
-        assert isinstance(node, Node)
+        if not isinstance(node, Node):
+            raise InternalError(f"[internal bug] DPOR: node {pos} is recorded again but has no branch data")
         node.op = chosen.op
         if node.mark is None:
             node.mark = self._mark()
