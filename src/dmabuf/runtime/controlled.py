@@ -357,6 +357,14 @@ class ControlledRuntime(Runtime):
         self.current_task = t
         t.g.switch()
 
+    def _back_to_advancer(self, t: _CTask) -> None:
+        """``t`` reached its point while run ahead by an advancer (eager spawn, a LOCAL step): go back to it."""
+        adv = t.advancer
+        assert adv is not None
+        t.advancer = None
+        self.current_task = adv[1]  # type: ignore[assignment]
+        adv[0].switch()
+
     def _advance_time(self) -> bool:
         best: int | None = None
         for t in self._live:
@@ -398,13 +406,10 @@ class ControlledRuntime(Runtime):
         t.ready = None
         t.deadline = None
         t.at_point = True
-        adv = t.advancer
-        if adv is None:
+        if t.advancer is None:
             self._reschedule(t)
-        else:  # _back_to_advancer, inline: one call less per point
-            t.advancer = None
-            self.current_task = adv[1]  # type: ignore[assignment]
-            adv[0].switch()
+        else:
+            self._back_to_advancer(t)
 
     def wait(self, op: str, obj: object, access: str, ready: Ready, timeout_ns: int | None = None) -> bool:
         if self.killing:
@@ -419,13 +424,10 @@ class ControlledRuntime(Runtime):
         t.at_point = True
         if self.tracing and not ready():
             self._ev(t, "block", obj, access, f"waits for {op}")
-        adv = t.advancer
-        if adv is None:
+        if t.advancer is None:
             self._reschedule(t)
-        else:  # _back_to_advancer, inline as in point
-            t.advancer = None
-            self.current_task = adv[1]  # type: ignore[assignment]
-            adv[0].switch()
+        else:
+            self._back_to_advancer(t)
         # resumed: the task was picked as enabled and no model code ran since. Without a deadline that means
         # ready() was true when it was picked, and so still is (predicates are pure): not evaluated again
         if t.deadline is None:
@@ -477,17 +479,12 @@ class ControlledRuntime(Runtime):
         if not callable(fn):
             raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}")
         parent = self.current_task
-        # _new_task and _greenlet inlined: spawn is on every execution's path
-        tid = len(self._tasks)
-        t = _CTask(tid, name or f"task-{tid}", fn, args, daemon, detached)
-        self._tasks.append(t)
-        self._live.append(t)
+        t = self._new_task(fn, args, name, daemon, detached)
         if self.tracing and parent is not None:
             self._ev(parent, "spawn", t, "", "")
         if self._observe:
             self.decider.on_spawn(self, parent, t)  # type: ignore[attr-defined]
-        pool = self._pool
-        g = pool.pop() if pool else greenlet(self._worker_main, parent=self.hub)
+        g = self._greenlet()
         t.g = g
         t.advancer = (getcurrent(), parent)  # type: ignore[assignment]
         self.current_task = t
