@@ -201,10 +201,7 @@ def _report_cycle(
 def release(task: Task, lock: Any) -> bool:
     """Record that ``task`` released ``lock``; False if it did not hold it."""
     held = task.held
-    if held and held[-1] is lock:  # the usual case, checked first: the newest lock is released
-        del held[-1]
-        return True
-    for i in range(len(held) - 2, -1, -1):
+    for i in range(len(held) - 1, -1, -1):  # newest first: the usual case is the last lock taken
         if held[i] is lock:
             del held[i]
             return True
