@@ -5,7 +5,7 @@ Model
 Every executed (non-LOCAL) scheduling step is an *event* ``(task, obj, access)``; two events *conflict* when
 they touch the same object and at least one writes. Happens-before (HB) is program order plus conflicts in
 execution order, plus spawn (parent before child) and join (child before joiner) edges; it is tracked with
-vector clocks.
+clocks: bit sets over event indices (bit ``k`` set: event ``k`` happens before), so a join is one ``|``.
 
 After each execution, every *race* -- an event ``i`` conflicting with a later event ``j`` of another task that
 is not HB-ordered before ``j``'s program-order predecessor -- is a place where the opposite order might give
@@ -22,7 +22,7 @@ be the one to reorder.
 
 Incremental analysis
 --------------------
-Vector clocks are computed step by step; a branching node keeps a copy of the analysis state as it was
+Clocks are computed step by step; a branching node keeps a copy of the analysis state as it was
 when the node was reached (a few small dicts), so the next execution restores the state of the node whose
 choice changed and replays the prefix before it without recording anything (the prefix is deterministic;
 its new objects are aliased to the keys the recorded events used). Steps with one enabled task never
@@ -55,7 +55,7 @@ from ...errors import InternalError
 from ...runtime import LOCAL, READ, Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from ..schedule import Entry
-from .dpor_events import EMPTY, NO_SLEEP, Ev, Node, Node1, conflict, joined
+from .dpor_events import NO_SLEEP, Ev, Node, Node1, conflict
 from .dpor_races import RaceAnalysis
 
 __all__ = ["DPOR"]
@@ -82,9 +82,10 @@ class DPOR(RaceAnalysis):
         # Analysis state, kept up to date step by step. A branching node keeps a copy of it (see _mark),
         # so that the next execution can go back to the node whose choice changed and replay the prefix
         # before it without recording anything (the prefix is deterministic: same steps, same events).
-        self._clock: dict[int, list[int]] = {}  # task -> vector clock after its last event
-        self._last_w: dict[Any, int] = {}  # object key -> its last write (event index)
-        self._reads: dict[Any, tuple[int, ...]] = {}  # object key -> its reads since that write
+        # Happens-before clocks are bit sets over event indices (Python ints: a join is one ``|``).
+        self._clock: dict[int, int] = {}  # task -> the events that happen before its next step
+        self._last_w: dict[Any, int] = {}  # object key -> the clock of its last write
+        self._reads: dict[Any, int] = {}  # object key -> the joined clocks of its reads since that write
         self._head: dict[Any, int] = {}  # object key -> its last event
         self._last_ev: dict[int, int] = {}  # task -> its last step event
         self._spawned_at: dict[int, tuple[int, int]] = {}  # child -> (spawn event, parent)
@@ -160,7 +161,7 @@ class DPOR(RaceAnalysis):
             return
         j = len(self.events)
         self.events.append(Ev("spawn", parent.id, None, None, "", self.pos, child.id))
-        self._clock[child.id] = self._clock.get(parent.id, EMPTY)
+        self._clock[child.id] = self._clock.get(parent.id, 0)
         self._spawned_at[child.id] = (j, parent.id)
 
     def on_local(self, rt: ControlledRuntime, t: Task) -> None:
@@ -170,7 +171,7 @@ class DPOR(RaceAnalysis):
         clock = self._clock
         theirs = clock.get(t.obj.id)
         if theirs is not None:
-            clock[t.id] = joined(clock.get(t.id, EMPTY), theirs)
+            clock[t.id] = clock.get(t.id, 0) | theirs
 
     def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
@@ -271,7 +272,7 @@ class DPOR(RaceAnalysis):
         return idx
 
     def _record(self, rt: ControlledRuntime, chosen: Task, pos: int) -> None:
-        """Record the step ``chosen`` takes now at node ``pos``: its event and vector clock, and the sleep
+        """Record the step ``chosen`` takes now at node ``pos``: its event and clock, and the sleep
         set of the next node. This runs at every new step: keep it lean."""
         q = chosen.id
         ca, co = chosen.access, chosen.obj
@@ -314,18 +315,16 @@ class DPOR(RaceAnalysis):
                 if nk.kind == "t" and q not in nk.tids:
                     ev.enabler = nk.ev
                     break
-        # the step's vector clock, then the state it changes
+        # the step's clock, then the state it changes
         clock = self._clock
-        self._clock_of(ev, clock.get(q, EMPTY))
-        clock[q] = ev.vc
+        vc = self._clock_of(ev, clock.get(q, 0), j)
+        clock[q] = vc
         reads = self._reads
         if ca != READ:
-            last_w = self._last_w
-            last_w[key] = j
+            self._last_w[key] = vc
             reads.pop(key, None)
         else:
-            rd = reads.get(key)
-            reads[key] = (j,) if rd is None else (*rd, j)
+            reads[key] = reads.get(key, 0) | vc
         head = self._head
         ev.prev_obj = head.get(key, -1)
         head[key] = j

@@ -1,4 +1,4 @@
-"""The data of the DPOR search: tree nodes, recorded events, and vector-clock helpers."""
+"""The data of the DPOR search: tree nodes, recorded events, and the conflict relation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from ...runtime import READ
 from ..schedule import Entry
 
-__all__ = ["EMPTY", "NO_SLEEP", "Ev", "Node", "Node1", "conflict", "joined"]
+__all__ = ["NO_SLEEP", "Ev", "Node", "Node1", "conflict"]
 
 
 class Node:
@@ -114,14 +114,14 @@ class Ev:
         self.other = other
         self.enabler = -1
         self.wait = False
-        self.vc: list[int] = EMPTY
-        self.pred: list[int] = EMPTY  # the task's clock before this step
+        #: happens-before as a bit set over event indices: bit ``k`` is set when event ``k`` happens before
+        #: or is this one (``vc``), or happens before this step of the task (``pred``, the task's clock)
+        self.vc = 0
+        self.pred = 0
         self.prev_obj = -1  # previous event on the same object
         self.prev_task = -1  # previous step of the same task
 
 
-#: the clock of a task with no event yet (never mutated)
-EMPTY: list[int] = []
 #: the sleep set of a step with no sleeping task (never mutated)
 NO_SLEEP: frozenset[int] = frozenset()
 
@@ -129,16 +129,3 @@ NO_SLEEP: frozenset[int] = frozenset()
 def conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
     return (a1 != READ or a2 != READ) and (o1 is o2 or (type(o1) is str and o1 == o2))
 
-
-def joined(a: list[int], b: list[int]) -> list[int]:
-    """The pointwise maximum of two vector clocks (missing entries are 0), as a new list."""
-    if len(a) == len(b):
-        return [x if x > y else y for x, y in zip(a, b, strict=True)]
-    if not a or not b:
-        return list(a or b)
-    if len(a) < len(b):
-        a, b = b, a
-    r = [x if x > y else y for x, y in zip(a, b, strict=False)]
-    if len(a) > len(b):
-        r += a[len(b) :]
-    return r

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...runtime import READ, RELEASE
-from .dpor_events import EMPTY, Ev, Node, Node1, joined
+from .dpor_events import Ev, Node, Node1
 
 __all__ = ["RaceAnalysis"]
 
@@ -19,9 +19,9 @@ class RaceAnalysis:
     events: list[Ev]
     bound: int | None
     stats: dict[str, int]
-    _clock: dict[int, list[int]]
+    _clock: dict[int, int]
     _last_w: dict[Any, int]
-    _reads: dict[Any, tuple[int, ...]]
+    _reads: dict[Any, int]
     _last_ev: dict[int, int]
     _head: dict[Any, int]
     _spawned_at: dict[int, tuple[int, int]]
@@ -39,7 +39,7 @@ class RaceAnalysis:
         return id(obj) if a is None else a[0]
 
     def _races(self) -> None:
-        """A source-set update for every race of a step recorded by this execution (the vector clocks
+        """A source-set update for every race of a step recorded by this execution (the clocks
         were computed step by step)."""
         events = self.events
         scan = self._scan_node
@@ -56,7 +56,7 @@ class RaceAnalysis:
             key = self._key(obj)
             ev = Ev("s", tid, obj, key, access, at)
             ev.wait = waits
-            self._clock_of(ev, self._clock.get(tid, EMPTY))
+            self._clock_of(ev, self._clock.get(tid, 0), len(events))
             ev.prev_obj = self._head.get(key, -1)
             ev.prev_task = self._last_ev.get(tid, -1)
             events.append(ev)
@@ -65,30 +65,15 @@ class RaceAnalysis:
             finally:
                 events.pop()
 
-    def _clock_of(self, ev: Ev, pred: list[int]) -> list[int]:
-        """Set ``ev.pred`` and ``ev.vc`` for step ``ev`` taken now: ``pred`` (its task's clock) joined with
-        the clock of its object's last write and, for a write, of the reads since, plus one for the step.
-        A clock that ``pred`` already covers (its event's own entry is covered) is not joined: that is the
-        common case (the task itself, or a lock acquisition that already saw the write), and saves the join."""
-        q = ev.tid
+    def _clock_of(self, ev: Ev, pred: int, j: int) -> int:
+        """Set ``ev.pred`` and ``ev.vc`` for step ``ev``, event ``j``, taken now: ``pred`` (its task's clock)
+        joined with the clock of its object's last write and, for a write, of the reads since, plus the step
+        itself. Clocks are bit sets of event indices, so a join is one ``|``."""
         key = ev.key
-        events = self.events
-        vc = list(pred)
-        w = self._last_w.get(key)
-        if w is not None:
-            e = events[w]
-            t = e.tid
-            if e.vc[t] > (pred[t] if t < len(pred) else 0):
-                vc = joined(vc, e.vc)
+        vc = pred | self._last_w.get(key, 0)
         if ev.access != READ:
-            for r in self._reads.get(key, ()):
-                e = events[r]
-                t = e.tid
-                if e.vc[t] > (vc[t] if t < len(vc) else 0):
-                    vc = joined(vc, e.vc)
-        if len(vc) <= q:
-            vc += [0] * (q + 1 - len(vc))
-        vc[q] = (pred[q] if q < len(pred) else 0) + 1
+            vc |= self._reads.get(key, 0)
+        vc |= 1 << j
         ev.vc, ev.pred = vc, pred
         return vc
 
@@ -98,7 +83,6 @@ class RaceAnalysis:
         ev = events[j]
         q = ev.tid
         pred = ev.pred
-        npred = len(pred)
         i = ev.prev_obj
         while i >= 0:
             ei = events[i]
@@ -106,8 +90,7 @@ class RaceAnalysis:
             if ei.tid == q or (ei.access == READ and ev.access == READ):
                 i = nxt
                 continue
-            ti = ei.tid
-            if ei.vc[ti] <= (pred[ti] if ti < npred else 0):
+            if pred >> i & 1:  # i happens before j's task got there: ordered, not a race
                 if ei.access != READ:
                     break
                 i = nxt
@@ -149,8 +132,6 @@ class RaceAnalysis:
                 break
         else:
             return  # every task enabled there is tried or asleep: no reversal can add anything
-        ti = ei.tid
-        ci = ei.vc[ti]
         # v = the steps after i that do not happen after i, then j. The initials of v are the tasks whose
         # first step in v has no predecessor in v, under the happens-before of the reordered trace (prefix
         # up to i, then v) -- not of this execution, where a step of v can follow another only through a
@@ -173,10 +154,8 @@ class RaceAnalysis:
                 if m:
                     tmask[ek.tid] = tmask.get(ek.tid, 0) | m
                 continue
-            if k != j:
-                vk = ek.vc
-                if ti < len(vk) and vk[ti] >= ci:
-                    continue  # happens after i
+            if k != j and ek.vc >> i & 1:
+                continue  # happens after i
             q = ek.tid
             key = ek.key
             m = tmask.get(q, 0) | wmask.get(key, 0)
