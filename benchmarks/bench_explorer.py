@@ -9,7 +9,7 @@ Measured in one run:
 1. executions per *ideal class* on the locked family (N tasks x K locked increments: ``with Mutex: READ;
    WRITE``). The ideal is one execution per order of the critical sections, ``(N*K)! / (K!)^N``; DPOR's
    target is exactly 1.00x, plain DFS is shown for scale (capped at ``--cap`` executions).
-2. executions per second of DPOR on locked 3x2 and 3x3 (best of 3; target >= 25,000/s on 3x2), with the
+2. executions per second of DPOR on locked 3x2 and 3x3 (best of 7; target >= 25,000/s on 3x2), with the
    kernel's plain ``counter++`` under the mutex and with READ_ONCE/WRITE_ONCE inside the section.
 3. executions and seconds to the first bug for reorder_10, reorder_20 and twostage_100 (the SCTBench
    programs of tests/quality/test_quality_suite.py) under dfs, dpor, random and pct with d = 1, 2, 3, each
@@ -91,7 +91,7 @@ def section_counts(cap: int, budget: float) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 2. speed
-def rate(n: int, k: int, repeats: int = 3, strategy: str = "dpor", once: bool = True, **kw: Any) -> float:
+def rate(n: int, k: int, repeats: int = 7, strategy: str = "dpor", once: bool = True, **kw: Any) -> float:
     best = 0.0
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def rate(n: int, k: int, repeats: int = 3, strategy: str = "dpor", once: bool = 
 
 
 def section_speed() -> None:
-    print("\n2. dpor executions per second (best of 3; 'search' = probes=False, 'default' = with the probes")
+    print("\n2. dpor executions per second (best of 7; 'search' = probes=False, 'default' = with the probes")
     print("   the default search interleaves: one extra execution per 4, not counted as executions)")
     print("   'counter++' = the kernel's plain increment under the mutex: 2 points a section (lock, unlock), the")
     print("   program loom's Mutex<usize> benchmark runs; 'ONCE' = READ_ONCE/WRITE_ONCE inside: 4 points a section")
