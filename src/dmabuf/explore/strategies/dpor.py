@@ -297,13 +297,13 @@ class DPOR(RaceAnalysis):
         else:
             a = self._alias.get(id(co))
             key = id(co) if a is None else a[0]
-        ev = Ev("s", q, co, key, ca, pos)
         # the enabler: the event executed at the last node where this task was disabled (it has been at
         # this point since its previous step, or since it was spawned)
         last = self._last_ev
         prev = last.get(q, -1)
-        if chosen.ready is not None:
-            ev.wait = True
+        enabler = -1
+        wait = chosen.ready is not None
+        if wait:
             if prev >= 0:
                 stop = events[prev].node
             else:
@@ -313,24 +313,22 @@ class DPOR(RaceAnalysis):
             for k in range(pos - 1, stop, -1):
                 nk = nodes[k]
                 if nk.kind == "t" and q not in nk.tids:
-                    ev.enabler = nk.ev
+                    enabler = nk.ev
                     break
         # the step's clock, then the state it changes
         clock = self._clock
-        vc = self._clock_of(ev, clock.get(q, 0), j)
-        clock[q] = vc
-        reads = self._reads
+        pred = clock.get(q, 0)
+        vc = clock[q] = self._clock_of(pred, key, ca, j)
         if ca != READ:
             self._last_w[key] = vc
-            reads.pop(key, None)
+            self._reads.pop(key, None)
         else:
+            reads = self._reads
             reads[key] = reads.get(key, 0) | vc
         head = self._head
-        ev.prev_obj = head.get(key, -1)
+        events.append(Ev("s", q, co, key, ca, pos, -1, wait, enabler, vc, pred, head.get(key, -1), prev))
         head[key] = j
-        ev.prev_task = prev
         last[q] = j
-        events.append(ev)
 
     def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
         pos = self.pos

@@ -103,7 +103,20 @@ class Ev:
     )
 
     def __init__(
-        self, kind: str, tid: int, obj: Any, key: Any, access: str, node: int, other: int = -1
+        self,
+        kind: str,
+        tid: int,
+        obj: Any,
+        key: Any,
+        access: str,
+        node: int,
+        other: int = -1,
+        wait: bool = False,
+        enabler: int = -1,
+        vc: int = 0,
+        pred: int = 0,
+        prev_obj: int = -1,
+        prev_task: int = -1,
     ) -> None:
         self.kind = kind  # "s" step, "spawn" (other = child), "join" (other = joined task)
         self.tid = tid
@@ -112,14 +125,14 @@ class Ev:
         self.access = access
         self.node = node
         self.other = other
-        self.enabler = -1
-        self.wait = False
+        self.wait = wait  # the step waited on a predicate
+        self.enabler = enabler  # the event that enabled it (-1: none, or it was never disabled)
         #: happens-before as a bit set over event indices: bit ``k`` is set when event ``k`` happens before
         #: or is this one (``vc``), or happens before this step of the task (``pred``, the task's clock)
-        self.vc = 0
-        self.pred = 0
-        self.prev_obj = -1  # previous event on the same object
-        self.prev_task = -1  # previous step of the same task
+        self.vc = vc
+        self.pred = pred
+        self.prev_obj = prev_obj  # previous event on the same object
+        self.prev_task = prev_task  # previous step of the same task
 
 
 #: the sleep set of a step with no sleeping task (never mutated)

@@ -54,28 +54,24 @@ class RaceAnalysis:
         at = len(self.nodes)
         for tid, obj, access, waits in self._pending:
             key = self._key(obj)
-            ev = Ev("s", tid, obj, key, access, at)
-            ev.wait = waits
-            self._clock_of(ev, self._clock.get(tid, 0), len(events))
-            ev.prev_obj = self._head.get(key, -1)
-            ev.prev_task = self._last_ev.get(tid, -1)
+            pred = self._clock.get(tid, 0)
+            vc = self._clock_of(pred, key, access, len(events))
+            prev_obj, prev_task = self._head.get(key, -1), self._last_ev.get(tid, -1)
+            ev = Ev("s", tid, obj, key, access, at, -1, waits, -1, vc, pred, prev_obj, prev_task)
             events.append(ev)
             try:
                 self._scan(len(events) - 1)
             finally:
                 events.pop()
 
-    def _clock_of(self, ev: Ev, pred: int, j: int) -> int:
-        """Set ``ev.pred`` and ``ev.vc`` for step ``ev``, event ``j``, taken now: ``pred`` (its task's clock)
-        joined with the clock of its object's last write and, for a write, of the reads since, plus the step
-        itself. Clocks are bit sets of event indices, so a join is one ``|``."""
-        key = ev.key
+    def _clock_of(self, pred: int, key: Any, access: str, j: int) -> int:
+        """The clock of a step taken now as event ``j`` on object ``key``: ``pred`` (its task's clock) joined
+        with the clock of the object's last write and, for a write, of the reads since, plus the step itself.
+        Clocks are bit sets of event indices, so a join is one ``|``."""
         vc = pred | self._last_w.get(key, 0)
-        if ev.access != READ:
+        if access != READ:
             vc |= self._reads.get(key, 0)
-        vc |= 1 << j
-        ev.vc, ev.pred = vc, pred
-        return vc
+        return vc | 1 << j
 
     def _scan(self, j: int) -> None:
         """Scan the history of step ``j``'s object backwards for the steps it races with."""
