@@ -31,6 +31,7 @@ from dmabuf.kernel import (
     DmaBufOps,
     DmaResv,
     IosysMap,
+    Mutex,
     SgTable,
     VmAreaStruct,
     config,
@@ -64,6 +65,8 @@ from dmabuf.kernel import (
     flush_signals,
     get_dma_buf,
     kref_read,
+    mutex_lock,
+    mutex_unlock,
     send_sig,
     set_warn_mode,
 )
@@ -787,3 +790,47 @@ def test_concurrent_last_puts_release_once() -> None:
 
     res = dmabuf.explore(body, strategy="dpor")
     assert res.ok and res.complete, res.failure
+
+
+@pytest.mark.parametrize("fn", ["dma_buf_begin_cpu_access", "dma_buf_end_cpu_access"])
+def test_cpu_access_might_lock_records_the_resv_order(fn: str) -> None:
+    """kernel-semantics 1.6: begin/end_cpu_access do ``might_lock(resv)``, so lockdep learns "locks held here
+    -> resv" even when the exporter's op never takes the resv: a driver calling them under its own mutex and
+    elsewhere taking that mutex under the resv gets the kernel's circular-locking report."""
+    call = {"dma_buf_begin_cpu_access": dma_buf_begin_cpu_access, "dma_buf_end_cpu_access": dma_buf_end_cpu_access}
+
+    def body() -> None:
+        exp = RecordingExporter()  # its CPU-access ops do not touch the resv
+        m = Mutex(name="driver.lock")
+        mutex_lock(m)
+        assert call[fn](exp.buf, DMA_TO_DEVICE) == 0  # driver.lock -> resv (might_lock)
+        mutex_unlock(m)
+        dma_resv_lock(exp.buf.resv, None)
+        mutex_lock(m)  # resv -> driver.lock: the inversion
+        mutex_unlock(m)
+        dma_resv_unlock(exp.buf.resv)
+
+    with pytest.raises(KernelWarning) as ei:
+        run(body)
+    assert ei.value.rule == "lockdep: lock order inversion"
+    assert "driver.lock" in str(ei.value)
+
+
+def test_cpu_access_might_lock_is_silent_without_inversion() -> None:
+    """kernel-semantics 1.6: ``might_lock`` only records an order; called with no lock held, or in the same
+    order as real resv users (driver.lock taken outside the resv), nothing is reported."""
+
+    def body() -> None:
+        exp = RecordingExporter()
+        m = Mutex(name="driver.lock")
+        assert dma_buf_begin_cpu_access(exp.buf, DMA_FROM_DEVICE) == 0
+        mutex_lock(m)
+        assert dma_buf_end_cpu_access(exp.buf, DMA_FROM_DEVICE) == 0
+        dma_resv_lock(exp.buf.resv, None)
+        dma_resv_unlock(exp.buf.resv)
+        mutex_unlock(m)
+        assert not exp.buf.resv.held()
+
+    run(body)
+    res = dmabuf.explore(body)
+    assert res.ok, res.failure

@@ -1,6 +1,7 @@
 """CPU access to a dma-buf: begin/end CPU access, the kernel virtual mapping (vmap), user mappings (mmap).
 
-:func:`dma_buf_begin_cpu_access` waits (interruptibly) for the fences the access must not overtake;
+:func:`dma_buf_begin_cpu_access` waits (interruptibly) for the fences the access must not overtake; it and
+:func:`dma_buf_end_cpu_access` tell lockdep-lite they might take the resv (``might_lock``);
 :func:`dma_buf_vmap` / :func:`dma_buf_vunmap` (resv held; the ``_unlocked`` variants take it) refcount one
 kernel mapping per buffer in ``vmap_ptr``; :func:`dma_buf_mmap` checks the range and calls the exporter's
 ``mmap``.
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import errno
 
+from .. import lockdep
 from ..errors import InvalidArgument
 from ..kernel._warn import BUG_ON, WARN
 from ..kernel.sched import MAX_SCHEDULE_TIMEOUT
 from ..resv import usage_rw
-from ..runtime import WRITE, label_of, rt
+from ..runtime import WRITE, active, label_of, rt
 from .memory import PAGE_SHIFT
 from .objects import DmaBuf, VmAreaStruct, _alive, _chk, _forbids_resv, _lock, _ops, _requires_resv, _unlock
 from .sg_table import DMA_BIDIRECTIONAL, DMA_TO_DEVICE, CpuMapping, IosysMap, check_dir
@@ -49,8 +51,27 @@ def _cpu_access_checks(dmabuf: DmaBuf | None, direction: int, fn: str) -> tuple[
     assert dmabuf is not None
     direction = check_dir(direction, fn)
     _alive(dmabuf, fn)
-    _forbids_resv(dmabuf.resv, fn)
+    if not _forbids_resv(dmabuf.resv, fn):
+        _might_lock(dmabuf)
     return dmabuf, direction
+
+
+def _might_lock(dmabuf: DmaBuf) -> None:
+    """``might_lock(&resv->lock.base)``: tell lockdep-lite that the resv may be taken here, without taking
+    it. Every lock the caller holds gets an order edge to the resv class, so a driver that calls CPU access
+    under its own lock and elsewhere takes that lock under the resv gets the circular-locking report even
+    when its exporter's op never locks the resv.
+
+    Locking: the caller must not hold the resv (checked before). Kernel: ``might_lock``
+    (include/linux/lockdep.h).
+    """
+    r = active()
+    if r is None:
+        return
+    t = r.current()
+    lock = dmabuf.resv.lock
+    lockdep.acquire(t, lock)
+    lockdep.release(t, lock)
 
 
 def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
@@ -58,7 +79,8 @@ def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
     fences the access must not overtake (``dma_resv_usage_rw(write)``, write = BIDIRECTIONAL or TO_DEVICE).
     Returns 0, the exporter's error, ``-ERESTARTSYS``, or ``-EINVAL`` after a WARN for ``None``.
 
-    Locking: must not hold the resv (might_lock). Kernel: ``dma_buf_begin_cpu_access``.
+    Locking: must not hold the resv; ``might_lock`` records the order "held locks -> resv" for lockdep-lite.
+    Kernel: ``dma_buf_begin_cpu_access``.
     """
     checked = _cpu_access_checks(dmabuf, direction, "dma_buf_begin_cpu_access")
     if checked is None:
@@ -77,7 +99,8 @@ def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
 def dma_buf_end_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
     """End CPU access: the exporter's ``end_cpu_access`` (unlocked) or 0.
 
-    Locking: must not hold the resv (might_lock). Kernel: ``dma_buf_end_cpu_access``.
+    Locking: must not hold the resv; ``might_lock`` records the order "held locks -> resv" for lockdep-lite.
+    Kernel: ``dma_buf_end_cpu_access``.
     """
     checked = _cpu_access_checks(dmabuf, direction, "dma_buf_end_cpu_access")
     if checked is None:
