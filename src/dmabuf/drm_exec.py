@@ -271,8 +271,10 @@ class DrmExec:
             yield self
 
     def is_contended(self) -> bool:
-        """True if a lock hit contention and the loop must restart. Kernel: ``drm_exec_is_contended``."""
-        return self.contended is not None and self.contended is not DRM_EXEC_DUMMY
+        """True if a lock hit contention and the loop must restart, and (as in the kernel, where it is
+        ``!!contended``) before the loop was entered, while ``contended`` is ``DRM_EXEC_DUMMY``.
+        Kernel: ``drm_exec_is_contended``."""
+        return self.contended is not None
 
     def retry_on_contention(self) -> bool:
         """True when the body must ``continue`` (restart the loop). Kernel: ``drm_exec_retry_on_contention``

@@ -546,13 +546,6 @@ def test_drm_exec_fini_drops_a_pending_contended_object() -> None:
     _explore_clean(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: DrmExec.is_contended() treats DRM_EXEC_DUMMY as not contended, but the kernel's "
-    "drm_exec_is_contended() is !!exec->contended, true before the loop is entered; fixing it in "
-    "src/dmabuf/drm_exec.py contradicts tests/resv/test_drm_exec.py::test_exec_lock_track_unlock_and_fini "
-    "(asserts False right after drm_exec_init), which is not ours to change",
-)
 def test_drm_exec_is_contended_before_the_loop_is_true() -> None:
     """kernel-semantics 4.5: ``drm_exec_init`` sets ``contended = DRM_EXEC_DUMMY`` (a non-NULL pointer)
     and ``drm_exec_is_contended`` is ``!!exec->contended`` (include/drm/drm_exec.h), so it is true
