@@ -18,10 +18,12 @@ from dmabuf.kernel import (
     ETIME,
     DmaFence,
     DmaFenceOps,
+    DmaFenceUnwrap,
     current,
     dma_fence_add_callback,
     dma_fence_array_create,
     dma_fence_chain_alloc,
+    dma_fence_chain_for_each,
     dma_fence_chain_init,
     dma_fence_context_alloc,
     dma_fence_dedup_array,
@@ -36,6 +38,7 @@ from dmabuf.kernel import (
     dma_fence_signal,
     dma_fence_signal_timestamp,
     dma_fence_timestamp,
+    dma_fence_unwrap_for_each,
     dma_fence_unwrap_merge,
     dma_fence_wait,
     dma_fence_wait_any_timeout,
@@ -569,6 +572,29 @@ def test_merge_builds_signal_on_all_array_on_a_new_context(run_on: Any) -> None:
         dma_fence_signal(a)
         assert dma_fence_wait(m, False) == 0
         for x in (m, a, b):
+            dma_fence_put(x)
+
+    run_on(body)
+
+
+def test_chain_walk_drops_a_signaled_plain_prev(run_on: Any) -> None:
+    """kernel-semantics 3.4 ``dma_fence_chain_walk``/``for_each``: a plain (non-chain) ``prev`` is yielded
+    while unsignaled; once signaled the walk replaces it by NULL (and puts it) and stops at the node."""
+
+    def body() -> None:
+        plain, f = make_fence(), make_fence()
+        c = dma_fence_chain_alloc()
+        dma_fence_chain_init(c, dma_fence_get(plain), dma_fence_get(f), 1)
+        node = to_dma_fence_chain(c)
+        assert node is not None
+        assert list(dma_fence_chain_for_each(c)) == [c, plain]
+        assert list(dma_fence_unwrap_for_each(DmaFenceUnwrap(), c)) == [f, plain]
+        dma_fence_signal(plain)
+        assert kref_read(plain.refcount) == 2
+        assert list(dma_fence_chain_for_each(c)) == [c]
+        assert node.prev is None and kref_read(plain.refcount) == 1
+        dma_fence_signal(f)
+        for x in (c, plain, f):
             dma_fence_put(x)
 
     run_on(body)

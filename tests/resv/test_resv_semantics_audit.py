@@ -237,3 +237,35 @@ def test_singleton_array_signals_on_all(run_on: Any) -> None:
             dma_fence_put(f)
 
     run_on(body)
+
+
+def test_locked_walk_sees_in_place_changes_of_its_list(run_on: Any) -> None:
+    """kernel-semantics 2.2 locked iterator: it walks the object's table under the lock, re-reading
+    ``num_fences`` at each step, and ``dma_resv_add_fence`` changes that table in place (append, or replace
+    entry i): a fence appended or replaced ahead of the cursor during the walk is yielded, a replaced entry
+    is never yielded after it was put."""
+
+    def body() -> None:
+        obj = resv()
+        ctx = dma_fence_context_alloc(1)
+        a, old, b = fence(), fence(ctx, 1), fence()
+        new = fence(ctx, 2)
+        assert dma_resv_lock(obj, None) == 0
+        assert dma_resv_reserve_fences(obj, 3) == 0
+        dma_resv_add_fence(obj, a, DMA_RESV_USAGE_READ)
+        dma_resv_add_fence(obj, old, DMA_RESV_USAGE_READ)
+        seen = []
+        for f in dma_resv_for_each_fence(DmaResvIter(), obj, DMA_RESV_USAGE_BOOKKEEP):
+            seen.append(f)
+            if f is a:
+                dma_resv_add_fence(obj, new, DMA_RESV_USAGE_READ)  # replaces `old` at index 1
+                dma_resv_add_fence(obj, b, DMA_RESV_USAGE_READ)  # appended at index 2
+        assert seen == [a, new, b]
+        assert kref_read(old.refcount) == 1
+        dma_resv_unlock(obj)
+        dma_resv_fini(obj)
+        for f in (a, old, b, new):
+            dma_fence_signal(f)
+            dma_fence_put(f)
+
+    run_on(body)

@@ -23,7 +23,9 @@ every fence whose usage is ``<= u``.
 :class:`DmaResvList` for *every* change of the fence set (add, replace, compaction, copy), so the identity
 check of the unlocked iterator (``dma_resv_fences_list(obj) != cursor->fences``) sees every change and an
 unlocked reader always returns the fences of one list state (never a torn mix of two). Each publication is a
-WRITE scheduling point on the resv; each unlocked read of the list pointer is a READ point.
+WRITE scheduling point on the resv; each unlocked read of the list pointer is a READ point. The lists that
+stand for one kernel allocation share ``DmaResvList.alloc``, so a *locked* walk still sees, like the kernel's,
+the fences added or replaced in place ahead of its cursor.
 
 ``unlock`` first resets ``max_fences`` to ``num_fences`` (the kernel does so under CONFIG_DEBUG_MUTEXES), so a
 reservation never survives an unlock: add after unlock-and-relock without a new reserve ``BUG``\\ s.

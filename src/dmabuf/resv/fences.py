@@ -85,13 +85,21 @@ class DmaResvList:
     ``table`` (a tuple of ``(fence, usage)``) never changes once published; ``max_fences`` (the reserved
     capacity) is the only field updated in place, under the resv lock. The list owns one reference on each
     fence in ``table`` while it is the object's current list.
+
+    ``alloc`` names the kernel allocation this state belongs to: ``dma_resv_add_fence`` and
+    ``dma_resv_replace_fences`` change the kernel's table in place, so the lists they publish share the
+    ``alloc`` of the list they replace; ``reserve_fences`` (reallocation) and ``copy_fences`` start a new one.
+    A locked walk follows the states of one allocation, as the kernel's re-reads of that table do.
     """
 
-    __slots__ = ("__weakref__", "max_fences", "table")
+    __slots__ = ("__weakref__", "alloc", "max_fences", "table")
 
-    def __init__(self, table: tuple[tuple[DmaFence, Usage], ...], max_fences: int) -> None:
+    def __init__(
+        self, table: tuple[tuple[DmaFence, Usage], ...], max_fences: int, alloc: object | None = None
+    ) -> None:
         self.table = table
         self.max_fences = max_fences
+        self.alloc: object = self if alloc is None else alloc
 
     @property
     def num_fences(self) -> int:

@@ -4,7 +4,8 @@
   list pointer without the lock, takes a reference on each unsignaled fence of a wanted usage, and
   restarts (``is_restarted``) whenever the object published another list meanwhile;
 * the locked walk (``first``/``next``): every entry of a wanted usage, signaled ones included, no
-  references, the lock asserted at each step.
+  references, the lock asserted at each step; it follows in-place changes (``DmaResvList.alloc``) of the
+  list it started on.
 
 The object is in :mod:`.reservation`; :mod:`dmabuf.resv` describes the model.
 
@@ -153,12 +154,21 @@ class DmaResvIter:
         return f
 
     def next(self) -> DmaFence | None:
-        """The next fence of a usage we want. Locking: held (asserted). Kernel: ``dma_resv_iter_next``."""
+        """The next fence of a usage we want.
+
+        The walk follows in-place changes of the list it started on (a fence added or replaced ahead of
+        the cursor by ``dma_resv_add_fence``/``replace_fences`` meanwhile is returned), as the kernel
+        re-reads the table and ``num_fences`` at each step; after a reallocation it goes on over the old
+        list. Locking: held (asserted). Kernel: ``dma_resv_iter_next``.
+        """
         obj = self._obj("dma_resv_iter_next")
         obj.assert_held()
         self.is_restarted = False
         while True:
             lst = self.fences
+            cur = obj.fences
+            if isinstance(lst, DmaResvList) and cur is not None and cur is not lst and cur.alloc is lst.alloc:
+                lst = self.fences = cur  # the same kernel table, changed in place under our lock
             if not isinstance(lst, DmaResvList) or self.index >= lst.num_fences:
                 return None
             f, self.fence_usage = lst.table[self.index]

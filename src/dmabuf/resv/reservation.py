@@ -243,7 +243,7 @@ class DmaResv:
             same_ctx = old.context == fence.context and old_usage >= usage
             if (same_ctx and (old is fence or fence.is_later(old))) or old.is_signaled():
                 table = (*lst.table[:i], (fence, usage), *lst.table[i + 1 :])
-                self._publish("dma_resv_add_fence", DmaResvList(table, lst.max_fences))
+                self._publish("dma_resv_add_fence", DmaResvList(table, lst.max_fences, lst.alloc))
                 old.put()
                 return
         if lst.num_fences >= lst.max_fences:
@@ -253,7 +253,9 @@ class DmaResv:
                 f"{lst.max_fences} used): call dma_resv_reserve_fences after locking (reservations are "
                 "dropped by dma_resv_unlock)"
             )
-        self._publish("dma_resv_add_fence", DmaResvList((*lst.table, (fence, usage)), lst.max_fences))
+        self._publish(
+            "dma_resv_add_fence", DmaResvList((*lst.table, (fence, usage)), lst.max_fences, lst.alloc)
+        )
 
     def replace_fences(self, context: int, replacement: DmaFence, usage: Usage) -> None:
         """Replace every entry of fence context ``context`` by ``replacement`` (a reference per entry).
@@ -277,7 +279,7 @@ class DmaResv:
             table[i] = (replacement.get(), usage)
             olds.append(old)
         if olds:
-            self._publish("dma_resv_replace_fences", DmaResvList(tuple(table), lst.max_fences))
+            self._publish("dma_resv_replace_fences", DmaResvList(tuple(table), lst.max_fences, lst.alloc))
             for old in olds:
                 old.put()
 
