@@ -598,3 +598,22 @@ def test_chain_walk_drops_a_signaled_plain_prev(run_on: Any) -> None:
             dma_fence_put(x)
 
     run_on(body)
+
+
+def test_merge_skips_null_inputs(run_on: Any) -> None:
+    """kernel-semantics 3.5 ``dma_fence_unwrap_merge``: every input is unwrapped with
+    ``dma_fence_unwrap_for_each``, which yields nothing for NULL, so a NULL input is simply skipped (drivers
+    merge into a "last fence" pointer that starts NULL, e.g. ``merge(new, vm->last_fence)``); with nothing
+    unsignaled left the result is a signaled private stub."""
+
+    def body() -> None:
+        f = make_fence()
+        m = dma_fence_unwrap_merge(f, None)
+        assert m is f and kref_read(f.refcount) == 2
+        stub = dma_fence_unwrap_merge(None)
+        assert stub is not None and dma_fence_is_signaled(stub) and dma_fence_timestamp(stub) == 0
+        dma_fence_signal(f)
+        for x in (m, stub, f):
+            dma_fence_put(x)
+
+    run_on(body)

@@ -105,12 +105,14 @@ def dedup_array(fences: list[DmaFence], num_fences: int) -> int:
     return len(kept)
 
 
-def unwrap_merge(*fences: DmaFence) -> DmaFence | None:
+def unwrap_merge(*fences: DmaFence | None) -> DmaFence | None:
     """Merge ``fences`` (plain fences, chains, arrays; not consumed) into one fence waiting for all of
     their unsignaled leaves: a private signaled stub if none is left, the single leaf (referenced) if one,
-    else a new array of the latest leaf per context. Kernel: ``dma_fence_unwrap_merge``."""
+    else a new array of the latest leaf per context. A ``None`` input unwraps to nothing and is skipped, as
+    the kernel's ``NULL``. Kernel: ``dma_fence_unwrap_merge``."""
     for f in fences:
-        check_fence(f, "dma_fence_unwrap_merge")
+        if f is not None:
+            check_fence(f, "dma_fence_unwrap_merge")
     timestamp = 0
     count = 0
     unsignaled: DmaFence | None = None

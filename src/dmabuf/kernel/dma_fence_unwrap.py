@@ -44,8 +44,8 @@ def dma_fence_unwrap_for_each(cursor: DmaFenceUnwrap, head: DmaFence | None) -> 
     return unwrap_for_each(cursor, _opt(head, "dma_fence_unwrap_for_each"))
 
 
-def dma_fence_unwrap_merge(*fences: DmaFence) -> DmaFence | None:
-    """Merge fences (not consumed) into one; ``None`` on allocation failure.
+def dma_fence_unwrap_merge(*fences: DmaFence | None) -> DmaFence | None:
+    """Merge fences (not consumed) into one; ``NULL`` inputs are skipped; ``None`` on allocation failure.
     Kernel: ``dma_fence_unwrap_merge``."""
     return unwrap_merge(*fences)
 
