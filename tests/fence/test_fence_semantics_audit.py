@@ -617,3 +617,22 @@ def test_merge_skips_null_inputs(run_on: Any) -> None:
             dma_fence_put(x)
 
     run_on(body)
+
+
+def test_callbacks_run_after_timestamp_is_set(run_on: Any) -> None:
+    """kernel-semantics 3.2 ``dma_fence_signal_timestamp_locked``: the SIGNALED bit, the timestamp and the
+    TIMESTAMP bit are all set before the first callback runs, so a callback may read them."""
+
+    def body() -> None:
+        f = make_fence()
+        seen: list[Any] = []
+
+        def read(fence: DmaFence, cb: DmaFenceCb) -> None:
+            seen.append((bool(fence.flags & _SIGNALED), dma_fence_timestamp(fence)))
+
+        dma_fence_add_callback(f, DmaFenceCb(), read)
+        assert dma_fence_signal_timestamp(f, 4321) == 0
+        assert seen == [(True, 4321)]
+        dma_fence_put(f)
+
+    run_on(body)

@@ -9,6 +9,7 @@ import pytest
 
 from dmabuf.errors import KernelBug
 from dmabuf.kernel import (
+    DMA_FENCE_FLAG_SIGNALED_BIT,
     DMA_RESV_USAGE_BOOKKEEP,
     DMA_RESV_USAGE_KERNEL,
     DMA_RESV_USAGE_READ,
@@ -267,5 +268,33 @@ def test_locked_walk_sees_in_place_changes_of_its_list(run_on: Any) -> None:
         for f in (a, old, b, new):
             dma_fence_signal(f)
             dma_fence_put(f)
+
+    run_on(body)
+
+
+def test_unlocked_queries_poll_ops_signaled(run_on: Any) -> None:
+    """kernel-semantics 2.2: the unlocked iterator skips fences for which ``dma_fence_is_signaled`` is true,
+    and that call polls ``ops.signaled`` (signaling the fence): test_signaled is then true and get_fences
+    empty although nobody called dma_fence_signal."""
+
+    def body() -> None:
+        done = [False]
+        ops = DmaFenceOps(
+            get_driver_name=lambda f: "a", get_timeline_name=lambda f: "a", signaled=lambda f: done[0]
+        )
+        f = DmaFence()
+        dma_fence_init(f, ops, SpinLock(lock_class="resv_audit.fence_lock"), dma_fence_context_alloc(1), 1)
+        obj = resv()
+        assert dma_resv_lock(obj, None) == 0
+        assert dma_resv_reserve_fences(obj, 1) == 0
+        dma_resv_add_fence(obj, f, DMA_RESV_USAGE_WRITE)
+        dma_resv_unlock(obj)
+        assert not dma_resv_test_signaled(obj, DMA_RESV_USAGE_WRITE)
+        done[0] = True
+        assert dma_resv_test_signaled(obj, DMA_RESV_USAGE_WRITE)
+        assert f.flags & (1 << DMA_FENCE_FLAG_SIGNALED_BIT)  # the poll signaled it
+        assert dma_resv_get_fences(obj, DMA_RESV_USAGE_BOOKKEEP) == (0, [])
+        dma_resv_fini(obj)
+        dma_fence_put(f)
 
     run_on(body)
