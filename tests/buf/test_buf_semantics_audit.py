@@ -12,7 +12,7 @@ import pytest
 
 import dmabuf
 from dmabuf.buf import MemoryExporter, check_all
-from dmabuf.errors import KernelBug, KernelWarning
+from dmabuf.errors import KernelBug, KernelWarning, UsageError
 from dmabuf.kernel import (
     DMA_BIDIRECTIONAL,
     DMA_FROM_DEVICE,
@@ -834,3 +834,51 @@ def test_cpu_access_might_lock_is_silent_without_inversion() -> None:
     run(body)
     res = dmabuf.explore(body)
     assert res.ok, res.failure
+
+
+def test_every_call_through_an_attachment_of_a_released_buffer_is_a_use_after_free() -> None:
+    """kernel-semantics 1.2: the last ``dma_buf_put`` frees the buffer; ``dma_buf_release`` WARNs when
+    attachments remain, and an importer that then maps, unmaps, pins, unpins or detaches through
+    the freed buffer dereferences freed memory. In log warn mode the model goes on after the WARN, so each
+    of those calls must be refused as a use after free, not run on the released buffer. (A buffer still
+    vmapped cannot get there: its release is a BUG, which stops the task.)"""
+    refused: list[str] = []
+
+    def body() -> None:
+        exp = RecordingExporter(dynamic=True)
+        buf = exp.buf
+        a = dma_buf_dynamic_attach(buf, "dev", _importer_ops(), None)
+        dma_resv_lock(buf.resv, None)
+        sgt = dma_buf_map_attachment(a, DMA_BIDIRECTIONAL)
+        assert isinstance(sgt, SgTable)
+        dma_resv_unlock(buf.resv)
+        calls: list[tuple[str, Callable[[], Any]]] = [
+            ("dma_buf_map_attachment", lambda: dma_buf_map_attachment(a, DMA_BIDIRECTIONAL)),
+            ("dma_buf_unmap_attachment", lambda: dma_buf_unmap_attachment(a, sgt, DMA_BIDIRECTIONAL)),
+            ("dma_buf_pin", lambda: dma_buf_pin(a)),
+            ("dma_buf_unpin", lambda: dma_buf_unpin(a)),
+        ]
+        dma_buf_put(buf)  # the last reference: WARNs (attachments remain), the buffer is released anyway
+        assert buf.released
+        del exp.calls[:]
+        dma_resv_lock(buf.resv, None)
+        for name, call in calls:
+            with pytest.raises(UsageError, match="use after free") as ei:
+                call()
+            assert name in str(ei.value)
+            refused.append(name)
+        dma_resv_unlock(buf.resv)
+        with pytest.raises(UsageError, match="use after free"):
+            dma_buf_detach(buf, a)
+        refused.append("dma_buf_detach")
+        assert exp.calls == []  # no exporter callback ran on the freed buffer
+
+    w = run_log(body)
+    assert w.rule == "dma_buf_release: attachments remain"
+    assert refused == [
+        "dma_buf_map_attachment",
+        "dma_buf_unmap_attachment",
+        "dma_buf_pin",
+        "dma_buf_unpin",
+        "dma_buf_detach",
+    ]

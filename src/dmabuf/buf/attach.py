@@ -155,6 +155,7 @@ def dma_buf_detach(dmabuf: DmaBuf | None, attach: DmaBufAttachment | None) -> No
     assert dmabuf is not None and attach is not None
     if attach.detached:
         raise UsageError(f"dma_buf_detach: {label_of(attach)} was already detached (detaching twice is a double free)")
+    _alive(dmabuf, "dma_buf_detach")
     held = _forbids_resv(dmabuf.resv, "dma_buf_detach")
     ops = _ops(dmabuf)
     _lock(dmabuf, held)

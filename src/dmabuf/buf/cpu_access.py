@@ -165,6 +165,7 @@ def dma_buf_vunmap(dmabuf: DmaBuf | None, map: IosysMap) -> None:
     if WARN(dmabuf is None, "dma_buf_vunmap(NULL)", "dma_buf_vunmap: NULL"):
         return
     assert dmabuf is not None
+    _alive(dmabuf, "dma_buf_vunmap")
     _requires_resv(dmabuf, "dma_buf_vunmap")
     rt().point("vunmap", dmabuf, WRITE)
     BUG_ON(dmabuf.vmap_ptr.is_null(), f"dma_buf_vunmap: {label_of(dmabuf)} is not vmapped")

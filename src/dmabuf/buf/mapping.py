@@ -173,6 +173,7 @@ def dma_buf_unmap_attachment(attach: DmaBufAttachment | None, sg_table: SgTable 
     assert attach is not None and sg_table is not None
     direction = check_dir(direction, "dma_buf_unmap_attachment")
     buf = attach._buf()
+    _alive(buf, "dma_buf_unmap_attachment")
     _requires_resv(buf, "dma_buf_unmap_attachment")
     if attach.sgt is sg_table:
         return

@@ -425,6 +425,8 @@ def _alive(buf: DmaBuf, fn: str) -> None:
 
 
 def _attach_ok(attach: DmaBufAttachment, fn: str) -> None:
+    if attach.dmabuf is not None:
+        _alive(attach.dmabuf, fn)  # the buffer went first (released with this attachment still on it)
     if attach.detached:
         raise UsageError(
             f"{fn} through {label_of(attach)}, which was detached by dma_buf_detach (use after free): attach "
