@@ -99,7 +99,8 @@ class DmaResvList:
     ) -> None:
         self.table = table
         self.max_fences = max_fences
-        self.alloc: object = self if alloc is None else alloc
+        # a fresh token, not ``self``: a list naming itself would be a reference cycle, freed only by the GC
+        self.alloc: object = object() if alloc is None else alloc
 
     @property
     def num_fences(self) -> int:
