@@ -5,7 +5,8 @@ A kthread is a *detached* task of the runtime: it runs to completion without bei
 finish before the run ends. A kthread that is never stopped and sleeps forever is therefore reported
 (as a deadlock under the explorer): in the kernel it would outlive the module that owns its code.
 
-``kthread_stop(task)`` sets the task's ``should_stop`` flag, wakes it (``wake_up_process``: a task sleeping
+``kthread_stop(task)`` sets the task's ``should_stop`` flag, makes a signal pending for it (the kernel's
+``TIF_NOTIFY_SIGNAL``: interruptible waits of the thread end with ``-ERESTARTSYS``), wakes it (``wake_up_process``: a task sleeping
 in ``schedule()`` or ``wait_event*`` re-checks its condition) and waits until the thread function returned;
 it returns that function's result. A thread created with ``kthread_create`` and stopped before it was ever
 woken does not run its function at all, and ``kthread_stop`` returns ``-EINTR``.
@@ -120,7 +121,9 @@ def kthread_should_stop() -> bool:
 
 
 def kthread_stop(k: Task) -> Any:
-    """Tell kthread ``k`` to stop, wake it and wait until its function returned.
+    """Tell kthread ``k`` to stop, wake it and wait until its function returned. From then on
+    ``signal_pending`` is true for ``k`` (the kernel sets ``TIF_NOTIFY_SIGNAL``), so its interruptible
+    waits return ``-ERESTARTSYS``/``-EINTR`` at once instead of sleeping.
 
     Returns:
         The thread function's result; ``-EINTR`` if the thread was created but never woken (its function
@@ -152,6 +155,9 @@ def kthread_stop(k: Task) -> Any:
     info.stopped = True
     r.point("kthread_stop", k, WRITE)
     k.should_stop = True
+    # The kernel also sets TIF_NOTIFY_SIGNAL, so signal_pending() is true in the thread from now on and
+    # its interruptible sleeps end at once (wait_event_interruptible returns -ERESTARTSYS).
+    k.sigpending = True
     if not k.done and k.kstate != TASK_RUNNING:
         k.kstate = TASK_RUNNING
     r.notify_task(k)

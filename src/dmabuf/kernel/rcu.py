@@ -14,7 +14,7 @@ Model:
   ``(task, section number)`` pairs. It ends when each of those tasks has left that section (its depth went
   to 0 or it entered a newer section). Sections that start later never delay it.
   :func:`synchronize_rcu` blocks the caller until its grace period ends; :func:`call_rcu` takes the snapshot
-  at the call and runs the callback in a detached task once it ends; :func:`rcu_barrier` waits for every
+  at the call and runs the callback in a detached task once it ends, in atomic context (softirq); :func:`rcu_barrier` waits for every
   callback queued before it.
 * A task that finishes inside a read-side section is reported as a leak at the end of the run (and blocks
   every later grace period, as a stalled CPU would).
@@ -190,7 +190,13 @@ def _run_callback(
     r.wait("rcu_gp", s, READ, _gp_done(snap))
     if isinstance(head, RcuHead):
         head.func = None
-    func(head)
+    # callbacks run from the RCU softirq (or an rcuo kthread with bottom halves disabled): atomic context
+    t = r.current()
+    t.atomic_depth += 1
+    try:
+        func(head)
+    finally:
+        t.atomic_depth -= 1
     r.point("rcu_cb_done", s, WRITE)
     s.pending_cbs.discard(cb_id)
     r.notify(s)
@@ -199,6 +205,9 @@ def _run_callback(
 def call_rcu(head: RcuHead, func: Callable[[Any], object]) -> None:
     """Queue ``func(head)`` to run after a grace period (in a detached task, like the kernel's softirq):
     after every reader inside a read-side section at the time of the call has left it.
+
+    The callback runs in atomic context (the kernel invokes it from softirq or with bottom halves
+    disabled), so sleeping in it WARNs (``might_sleep``).
 
     Locking: does not sleep; fine in atomic context and in read-side sections. Queuing a head that is
     already queued is a double ``call_rcu`` and WARNs. Kernel: ``call_rcu`` (kernel/rcu/tree.c).

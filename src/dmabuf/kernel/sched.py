@@ -166,11 +166,19 @@ def set_current_state(state: int) -> None:
 
 def _sleep(timeout_ns: int | None) -> bool:
     """Sleep in the current task state until woken (state back to RUNNING), signalled (interruptible) or
-    the timeout. Returns True if woken before the timeout."""
+    the timeout. Returns True if woken before the timeout. Scheduling in atomic context or in an RCU
+    read-side section WARNs (the kernel's ``schedule_debug``/``rcu_note_context_switch``)."""
     r = rt()
     t = r.current()
     if t.atomic_depth > 0:
         WARN(True, f"scheduling while atomic: task {t.name!r}", "schedule: scheduling while atomic")
+    elif t.rcu_depth > 0:
+        # rcu_note_context_switch (PREEMPT_RCU) / schedule_debug (!PREEMPT_RCU): a WARN in either build
+        WARN(
+            True,
+            f"Voluntary context switch within RCU read-side critical section! (task {t.name!r})",
+            "schedule: sleeping in an RCU read-side section",
+        )
     if t.kstate == TASK_RUNNING:
         r.point("schedule", t, READ)
         return True

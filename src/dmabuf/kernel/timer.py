@@ -157,7 +157,9 @@ class TimerList:
         return self._disarm(r)
 
     def delete_sync(self, shutdown: bool = False) -> bool:
-        """Disarm and wait until a running callback finished. True if it was pending.
+        """Disarm and wait until a running callback finished. True if it was pending. On return the timer
+        is not queued, also when the running callback re-armed it (a periodic timer): it is disarmed again
+        once the callback returned, and True returned.
 
         Calling it from the timer's own callback WARNs (the kernel would wait for itself forever; lockdep
         reports it). Holding a lock the callback takes is a deadlock the explorer finds.
@@ -181,8 +183,11 @@ class TimerList:
         was = self._disarm(r)
         if shutdown:
             self.function = None
-        if self._running is not None:
+        while self._running is not None:
             r.wait("del_timer_sync", self, READ, lambda: self._running is None)
+            # The kernel detaches only once the callback is not running, so a callback that re-armed
+            # its own timer (a periodic timer) is disarmed here: on return the timer is not queued.
+            was = self._disarm(r) or was
         return was
 
     # ----------------------------------------------------------------- internals

@@ -66,9 +66,10 @@ class WaitQueueHead:
     ) -> int:
         """Sleep until ``cond()`` is true.
 
-        ``cond`` is checked first, then again after every wake-up of this queue (or of the task); a
-        condition made true without ``wake_up`` is not noticed (a lost wake-up). Once the timeout expired,
-        ``cond`` is checked one last time.
+        ``cond`` is checked first, then again after joining the queue (so a ``wake_up`` during the first
+        check is not lost) and after every wake-up of this queue (or of the task); a condition made true
+        without ``wake_up`` is not noticed (a lost wake-up). Once the timeout expired, ``cond`` is checked
+        one last time.
 
         Args:
             cond: zero-argument callable; truthy means "done waiting".
@@ -102,32 +103,35 @@ class WaitQueueHead:
         if timeout == 0:
             return 0
         state = TASK_INTERRUPTIBLE if interruptible else TASK_UNINTERRUPTIBLE
+        expired = False
         while True:
-            # prepare_to_wait: join the queue and set the task state, then sleep.
+            # prepare_to_wait: join the queue and set the task state, then check the condition again
+            # before sleeping (___wait_event), so a wake_up that came while the previous check ran is
+            # not lost.
             gen = self._gen
             igen = self._igen
             t.kstate = state
             self._waiters += 1
-
-            def ready(gen: int = gen, igen: int = igen) -> bool:
-                return (
-                    self._gen != gen
-                    or t.kstate == TASK_RUNNING
-                    or (interruptible and (t.sigpending or self._igen != igen))
-                )
-
             try:
-                woken = r.wait("wait_event", self, READ, ready, None if forever else _rel(expire))
+                if cond():
+                    return max(_left(expire), 1)
+                if expired:
+                    return 0
+                if interruptible and t.sigpending:
+                    return -ERESTARTSYS
+
+                def ready(gen: int = gen, igen: int = igen) -> bool:
+                    return (
+                        self._gen != gen
+                        or t.kstate == TASK_RUNNING
+                        or (interruptible and (t.sigpending or self._igen != igen))
+                    )
+
+                expired = not r.wait("wait_event", self, READ, ready, None if forever else _rel(expire))
             finally:
                 # finish_wait
                 self._waiters -= 1
                 t.kstate = TASK_RUNNING
-            if cond():
-                return max(_left(expire), 1)
-            if not woken:
-                return 0
-            if interruptible and t.sigpending:
-                return -ERESTARTSYS
 
     def wake_up(self) -> None:
         """Wake every task sleeping in ``wait_event*`` on this queue, so it re-checks its condition.

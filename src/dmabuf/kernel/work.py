@@ -152,11 +152,14 @@ class WorkStruct:
             return False
         if self._entry is not None:
             target = self._entry.inst
-        elif self._running:
-            target = max(e.inst for e in self._running)
-        else:
+            r.wait("flush_work", self, READ, lambda: self._done_inst >= target)
+            return True
+        if not self._running:
             return False
-        r.wait("flush_work", self, READ, lambda: self._done_inst >= target)
+        # Only a running instance (a later one may have been cancelled, which moved _done_inst past it):
+        # wait for that instance itself, as the kernel waits for the worker executing the work.
+        last = max(self._running, key=lambda e: e.inst)
+        r.wait("flush_work", self, READ, lambda: all(e is not last for e in self._running))
         return True
 
     def cancel(self) -> bool:
