@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidArgument
+
 __all__ = ["DEFAULT_ROOT", "FORMAT", "DatabaseWarning", "FailureDatabase", "body_key", "resolve"]
 
 FORMAT = 1
@@ -57,6 +59,11 @@ def resolve(database: str | os.PathLike[str] | bool | None) -> FailureDatabase |
         return FailureDatabase(env)
     if isinstance(database, str) and database.lower() in ("off", "none"):
         return None
+    if not isinstance(database, (str, os.PathLike)):
+        raise InvalidArgument(
+            f"database must be True (the default location), a directory path, or None for no database; "
+            f"got {type(database).__name__} {database!r}"
+        )
     return FailureDatabase(database)
 
 

@@ -101,8 +101,8 @@ def explore(
     check_positive_int("workers", workers, allow_none=False, minimum=1)
     check_positive_int("seed", seed, allow_none=False, minimum=-(2**63))
     if time_budget is not None and (
-        isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or time_budget <= 0
-    ):
+        isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not time_budget > 0
+    ):  # ``not > 0`` also rejects NaN, which no elapsed time ever exceeds
         raise InvalidArgument(
             f"time_budget must be a positive number of seconds or None, got {time_budget!r}"
         )
@@ -117,6 +117,27 @@ def explore(
         )
     db = resolve(database)
     key = body_key(body)
+    rt = ControlledRuntime(strat, max_steps)
+    t0 = time.perf_counter()
+    notes: list[str] = [budget_note] if budget_note else []
+    # phase 1: replay stored failures of this body first (with workers too: the database is per body)
+    if db is not None:
+        activate(rt)
+        try:
+            found = _replay_stored(rt, body, db, key, notes)
+        finally:
+            deactivate(rt)
+        if found is not None:
+            return ExploreResult(
+                False,
+                False,
+                1,
+                found,
+                strat.name,
+                time.perf_counter() - t0,
+                {"from_database": True},
+                notes,
+            )
     if workers != 1:
         from .parallel import explore_parallel
 
@@ -133,28 +154,10 @@ def explore(
             shrink,
             db,
         )
-        if budget_note:
-            result.notes.insert(0, budget_note)
+        result.notes[:0] = notes
         return result
-    rt = ControlledRuntime(strat, max_steps)
-    t0 = time.perf_counter()
-    notes: list[str] = [budget_note] if budget_note else []
     activate(rt)
     try:
-        # phase 1: replay stored failures of this body first
-        if db is not None:
-            found = _replay_stored(rt, body, db, key, notes)
-            if found is not None:
-                return ExploreResult(
-                    False,
-                    False,
-                    1,
-                    found,
-                    strat.name,
-                    time.perf_counter() - t0,
-                    {"from_database": True},
-                    notes,
-                )
         # phase 2: search
         executions = 0
         if resume and db is not None:
@@ -165,7 +168,7 @@ def explore(
         if probes and getattr(strat, "exhaustive", False):
             from .strategies.extra import RandomWalk
 
-            run.probe = RandomWalk(seed)
+            run.probe = RandomWalk(seed, preemption_bound)  # probes keep the user's bound too
             run.bounded = _BoundedProbes(preemption_bound)
         with progress_bar(progress, strat.name, max_executions) as bar:
             run.bar = bar
@@ -432,6 +435,19 @@ def _run_replay(
         outcome = rt.run(body, tracing=True)
     finally:
         rt.decider = saved
+    if outcome.kind != "nondeterminism" and rep.pos < len(entries):
+        # the execution ended before the schedule did: not the execution the schedule describes
+        left = len(entries) - rep.pos
+        outcome = Outcome(
+            "nondeterminism",
+            f"nondeterminism: replay diverged at step {rt.steps + 1} (branch {rep.pos + 1}): the execution "
+            f"ended ({outcome.kind}) but the schedule still has {left} decision{'s' if left > 1 else ''}, "
+            f"starting with {entries[rep.pos].describe()}. The program changed since the schedule was "
+            "recorded, or it depends on something the runtime does not control (random, wall-clock time, "
+            "state kept between executions).",
+            outcome.task,
+            outcome.exception,
+        )
     return outcome, rep
 
 
@@ -522,6 +538,7 @@ def replay(body: Callable[[], Any], schedule: str, *, max_steps: int = DEFAULT_M
     """Run exactly the execution ``schedule`` describes; return its :class:`Failure`, or ``None`` if it
     ran clean. A schedule that no longer fits the body gives a ``nondeterminism`` failure saying where."""
     _check_body(body)
+    check_positive_int("max_steps", max_steps, allow_none=False, minimum=1)
     entries = decode(schedule)
     rt = ControlledRuntime(ReplayStrategy(entries), max_steps)
     activate(rt)

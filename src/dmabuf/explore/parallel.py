@@ -86,9 +86,10 @@ def _expand(
     depth: int | None,
     max_steps: int,
     target: int,
-) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None]:
+) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None, int]:
     units: list[list[Entry]] = [[]]
     leaves: list[list[Entry]] = []
+    ran = 0
     for _ in range(12):
         if len(units) + len(leaves) >= target or not units:
             break
@@ -96,15 +97,16 @@ def _expand(
         for u in units:
             strat = _make(strategy, bound, seed, depth, u)
             o = _one(body, strat, max_steps)
+            ran += o.kind != "pruned"
             if o.kind not in ("ok", "pruned"):
-                return [], ([b.entry() for b in strat.decisions()], o.kind)
+                return [], ([b.entry() for b in strat.decisions()], o.kind), ran
             alts = _alternatives(strat, len(u))
             if not alts:
                 leaves.append(u)
                 continue
             grown.extend([*u, a] for a in alts)
         units = grown
-    return units + leaves, None
+    return units + leaves, None, ran
 
 
 def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
@@ -112,8 +114,9 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
     forced = [Entry(*e) for e in unit]
     strat = _make(job["strategy"], job["bound"], job["seed"], job["depth"], forced)
     rt = ControlledRuntime(strat, job["max_steps"])
-    limit = job["unit_limit"]
+    limit, deadline = job["unit_limit"], job["deadline"]
     executions = 0
+    lockdep: list[list[Any]] | None = None
     activate(rt)
     try:
         while True:
@@ -126,11 +129,15 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
             executions += 1
             if not o.ok:
                 return executions, [list(b.entry()) for b in strat.decisions()], o.kind
+            if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process: a real failure wins
+                lockdep = [list(b.entry()) for b in strat.decisions()]
             if not strat.advance(o) or (limit is not None and executions >= limit):
                 break
+            if deadline is not None and time.perf_counter() > deadline:
+                return executions, lockdep, "stopped"
     finally:
         deactivate(rt)
-    return executions, None, "ok"
+    return executions, lockdep, "lockdep" if lockdep is not None else "ok"
 
 
 def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
@@ -138,7 +145,8 @@ def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
     strat = _make(job["strategy"], job["bound"], job["seed"] * 1000003 + i, job["depth"], [])
     rt = ControlledRuntime(strat, job["max_steps"])
     executions = 0
-    deadline = None if job["time_budget"] is None else time.perf_counter() + job["time_budget"]
+    deadline = job["deadline"]
+    lockdep: list[list[Any]] | None = None
     activate(rt)
     try:
         while executions < job["unit_limit"] and (deadline is None or time.perf_counter() < deadline):
@@ -147,10 +155,12 @@ def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
             executions += 1
             if not o.ok:
                 return executions, [list(b.entry()) for b in strat.decisions()], o.kind
+            if lockdep is None and "lockdep" in o.extra:
+                lockdep = [list(b.entry()) for b in strat.decisions()]
             strat.advance(o)
     finally:
         deactivate(rt)
-    return executions, None, "ok"
+    return executions, lockdep, "lockdep" if lockdep is not None else "ok"
 
 
 def _worker(counter: Any, results: Any) -> None:
@@ -170,13 +180,15 @@ def _run_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
 ) -> tuple[int, tuple[list[Entry], str] | None, bool]:
     """Fork the workers (they inherit ``_JOB``), collect results, stop early on a failure or a budget, and
-    kill whatever still runs. Returns (executions, failure, stopped early)."""
+    kill whatever still runs. Returns (executions, failure, stopped early); a lock-order report (lockdep)
+    is the failure only if no worker found a real one."""
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("i", 0)
     results = ctx.SimpleQueue()
     procs = [ctx.Process(target=_worker, args=(counter, results), daemon=True) for _ in range(workers)]
     executions = 0
     failed: tuple[list[Entry], str] | None = None
+    lockdep: list[Entry] | None = None
     stopped = False
     try:
         for p in procs:
@@ -189,8 +201,14 @@ def _run_workers(
                 continue
             n, entries, kind = r
             executions += n
-            if entries is not None:
+            if entries is not None and kind in ("lockdep", "stopped"):
+                if lockdep is None:
+                    lockdep = [Entry(*e) for e in entries]
+            elif entries is not None:
                 failed = ([Entry(*e) for e in entries], kind)
+                stopped = True
+                break
+            if kind == "stopped":  # the unit ran out of time_budget before its subtree was covered
                 stopped = True
                 break
             if max_executions is not None and executions >= max_executions:
@@ -206,6 +224,8 @@ def _run_workers(
         for p in procs:
             p.join(5)
         _JOB.clear()
+    if failed is None and lockdep is not None:
+        failed = (lockdep, "lockdep")
     return executions, failed, stopped
 
 
@@ -231,7 +251,7 @@ def explore_parallel(
     executions = 0
     complete = False
     if exhaustive:
-        units, failed = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
+        units, failed, executions = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
         work: list[Any] = [[list(e) for e in u] for u in units]
         fn: Callable[[Any], tuple[int, list[list[Any]] | None, str]] = _run_unit
         unit_limit = max_executions
@@ -249,23 +269,32 @@ def explore_parallel(
             depth=depth,
             max_steps=max_steps,
             unit_limit=unit_limit,
-            time_budget=time_budget,
+            deadline=None if time_budget is None else t0 + time_budget,
             work=work,
             fn=fn,
         )
         executions, failed, stopped = _run_workers(workers, max_executions, time_budget, t0)
         complete = exhaustive and not stopped
     failure = None
+    notes: list[str] = []
     if failed is not None:
         from .engine import _build_failure, _make_strategy
 
+        kind = "kernel-warning" if failed[1] == "lockdep" else failed[1]
         rt = ControlledRuntime(_make_strategy(strategy, bound, seed, depth=depth), max_steps)
         activate(rt)
         try:
-            failure = _build_failure(rt, body, failed[0], Outcome(failed[1]), shrink)
+            failure = _build_failure(rt, body, failed[0], Outcome(kind), shrink)
         finally:
             deactivate(rt)
-        if db is not None and failure.kind != "nondeterminism":
+        if failed[1] == "lockdep" and failure.kind != kind:
+            # the lock order was learnt over several executions of one worker: it does not replay alone
+            notes.append(
+                "a worker saw a lock-order (lockdep) report that needs the lock orders of several executions "
+                "and does not replay on its own; run with workers=1 to get it reported"
+            )
+            failure, complete = None, False
+        if failure is not None and db is not None and failure.kind != "nondeterminism":
             db.save(body_key(body), failure.kind, failure.schedule)
     return ExploreResult(
         ok=failure is None,
@@ -275,4 +304,5 @@ def explore_parallel(
         strategy=strategy,
         elapsed=time.perf_counter() - t0,
         stats={"workers": workers, "units": len(work) if failed is None or exhaustive else 0},
+        notes=notes,
     )

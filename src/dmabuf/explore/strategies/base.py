@@ -249,6 +249,7 @@ def check_positive_int(name: str, value: Any, allow_none: bool = True, minimum: 
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(f"{name} must be an int or None, got {type(value).__name__} {value!r}")
+        what = "an int or None" if allow_none else "an int"
+        raise InvalidArgument(f"{name} must be {what}, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise InvalidArgument(f"{name} must be >= {minimum}, got {value}")

@@ -15,19 +15,24 @@ __all__ = ["RandomWalk", "make"]
 
 
 class RandomWalk(PathStrategy):
-    """Uniformly random choice at every branch, from a seeded RNG; never complete."""
+    """Uniformly random choice at every branch, from a seeded RNG; never complete. With a preemption
+    ``bound``, a branch where the running task may continue and ``bound`` preemptions were already made
+    keeps the running task (the walk stays within the bound, as the contract's ``preemption_bound`` says)."""
 
     name = "random"
     exhaustive = False
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, bound: int | None = None) -> None:
         super().__init__()
         self.rng = random.Random(seed)
+        self.bound = bound
         self._seen: set[int] = set()
         self._runs = 0
         self.stats: dict[str, Any] = {"distinct_schedules": 0, "distinct_ratio": 1.0}
 
     def first_choice(self, b: Branch) -> int:
+        if self.bound is not None and b.kind == "t" and b.cur >= 0 and b.pre >= self.bound:
+            return b.cur
         return self.rng.randrange(b.n)
 
     def advance(self, outcome: Outcome) -> bool:
@@ -58,7 +63,7 @@ def make(strategy: str, preemption_bound: int | None, seed: int, **kw: Any) -> P
             f"depth={depth!r} only applies to strategy='pct'; drop it or pass strategy='pct'"
         )
     if strategy == "random":
-        return RandomWalk(seed)
+        return RandomWalk(seed, preemption_bound)
     if strategy == "dpor":
         from .dpor import DPOR
 

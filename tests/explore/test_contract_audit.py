@@ -1,0 +1,362 @@
+"""Black-box audit of the explorer's public contract (shared/reference/explorer-api.md and docs/explorer.md).
+
+Each test covers a promise of the contract that no other test pinned down; its docstring quotes the line.
+Bodies are tiny and budgets small: the whole file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+
+import dmabuf
+from dmabuf.errors import InvalidArgument
+from dmabuf.explore import database
+from dmabuf.kernel import Mutex, mutex_lock, mutex_unlock
+from dmabuf.runtime import READ, WRITE, rt
+
+
+class Box:
+    def __init__(self) -> None:
+        self.v = 0
+
+
+def lost_update_after_choice() -> None:
+    """A data choice with 20 values (so the exhaustive searches run several executions and the default
+    search probes), then a lost update that needs exactly one preemption."""
+    dmabuf.choose(20)
+    box = Box()
+
+    def inc() -> None:
+        rt().point("read", box, READ)
+        x = box.v
+        rt().point("write", box, WRITE)
+        box.v = x + 1
+
+    a, b = dmabuf.spawn(inc, name="a"), dmabuf.spawn(inc, name="b")
+    a.join()
+    b.join()
+    assert box.v == 2, "lost update"
+
+
+def many_interleavings() -> None:
+    """3 tasks x 6 writes to one object: 17,153,136 interleavings for DFS, 3 * 10^4+ DPOR traces."""
+
+    def w() -> None:
+        for _ in range(6):
+            rt().point("op", "x", WRITE)
+
+    ts = [dmabuf.spawn(w) for _ in range(3)]
+    for t in ts:
+        t.join()
+
+
+def _take(first: Mutex, second: Mutex) -> None:
+    mutex_lock(first)
+    mutex_lock(second)
+    mutex_unlock(second)
+    mutex_unlock(first)
+
+
+def abba_serialised() -> None:
+    """Opposite lock orders in two tasks that never overlap: no deadlock, but a lock-order inversion."""
+    a, b = Mutex(name="lock_A"), Mutex(name="lock_B")
+    t1 = dmabuf.spawn(_take, a, b, name="ab")
+    t1.join()
+    t2 = dmabuf.spawn(_take, b, a, name="ba")
+    t2.join()
+
+
+# ------------------------------------------------------------------------------------ preemption_bound
+@pytest.mark.parametrize("strategy", ["dfs", "dpor", "random"])
+def test_preemption_bound_is_honoured_by_every_strategy_that_accepts_it(strategy: str) -> None:
+    """explorer-api.md: ``preemption_bound=None,  # int or None (unbounded)`` and ``failure.preemptions  #
+    int: involuntary task switches in it``: a search with ``preemption_bound=0`` never reports an execution
+    with a preemption. (The lost update needs one, so every strategy must come back clean.) Before the fix,
+    ``random`` ignored the bound and the default ``dpor`` search's random probes broke it."""
+    kw: dict[str, Any] = {"max_executions": 300} if strategy == "random" else {}
+    res = dmabuf.explore(lost_update_after_choice, strategy=strategy, preemption_bound=0, database=None, **kw)
+    assert res.failure is None, str(res.failure)
+    assert res.ok
+    with_one = dmabuf.explore(
+        lost_update_after_choice, strategy=strategy, preemption_bound=1, database=None, seed=1, **kw
+    )
+    assert with_one.failure is not None and with_one.failure.preemptions == 1
+
+
+# ------------------------------------------------------------------------------------------ time_budget
+@pytest.mark.parametrize("strategy", ["dfs", "dpor"])
+def test_time_budget_stops_an_exhaustive_search_incomplete(strategy: str) -> None:
+    """explorer-api.md: ``time_budget=None,  # seconds (float) or None`` and ``result.complete  # every
+    execution within the bounds was covered``: a budget far shorter than the search stops it, ok (nothing
+    failed) but not complete."""
+    t0 = time.perf_counter()
+    res = dmabuf.explore(many_interleavings, strategy=strategy, time_budget=0.2, database=None)
+    took = time.perf_counter() - t0
+    assert res.ok and not res.complete
+    assert res.executions >= 1
+    assert took < 3.0, took
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "random"])
+def test_time_budget_stops_a_parallel_search(strategy: str) -> None:
+    """explorer-api.md: ``time_budget`` (seconds) with ``workers=1  # local worker processes``: the budget
+    holds with workers too. Before the fix a DFS work unit ran its whole subtree (over a minute here)
+    before the coordinator looked at the clock."""
+    t0 = time.perf_counter()
+    res = dmabuf.explore(many_interleavings, strategy=strategy, time_budget=0.3, workers=2, database=None)
+    took = time.perf_counter() - t0
+    assert res.ok and not res.complete
+    assert took < 5.0, took
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 0, -0.5, True, "1"])
+def test_time_budget_must_be_a_positive_number(bad: Any) -> None:
+    """docs/explorer.md (bad input gets typed errors) and explorer-api.md ``time_budget  # seconds (float)
+    or None``: NaN is not a number of seconds (no elapsed time ever exceeds it, so a ``random`` search given
+    only ``time_budget=nan`` would never stop)."""
+    with pytest.raises(InvalidArgument, match="time_budget must be a positive number"):
+        dmabuf.explore(lost_update_after_choice, strategy="random", time_budget=bad, database=None)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def test_seed_error_does_not_offer_none() -> None:
+    """explorer-api.md ``seed=0,  # for "random" and "pct"``: seed is an int; the error for ``seed=None``
+    must not tell the user that None is allowed (it said "must be an int or None")."""
+    with pytest.raises(InvalidArgument) as ei:
+        dmabuf.explore(lost_update_after_choice, seed=None, database=None)  # type: ignore[arg-type]
+    assert "seed must be an int" in str(ei.value)
+    assert "or None" not in str(ei.value)
+
+
+def test_database_of_the_wrong_type_is_a_typed_error() -> None:
+    """docs/explorer.md: ``database=<dir>; database=None for none``: anything else is bad input and gets an
+    InvalidArgument naming what to pass (it was a bare TypeError from os.fspath)."""
+    with pytest.raises(InvalidArgument, match="database must be"):
+        dmabuf.explore(lost_update_after_choice, database=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, None])
+def test_replay_rejects_a_bad_max_steps(bad: Any) -> None:
+    """explore rejects ``max_steps=0`` (test_bad_input.py); ``dmabuf.replay(body, schedule)`` takes the same
+    keyword and must reject it the same way rather than report a bogus livelock."""
+    with pytest.raises(InvalidArgument, match="max_steps must be"):
+        dmabuf.replay(lost_update_after_choice, "dmabuf-s1:", max_steps=bad)
+
+
+# ---------------------------------------------------------------------------------------------- replay
+def test_replay_of_a_body_that_stops_early_is_nondeterminism() -> None:
+    """explorer-api.md: "Replays are deterministic: the same ``body`` and ``schedule`` give the same trace,
+    or a ``nondeterminism`` failure that says where they diverged." A body that depends on state kept
+    between calls and ends before the schedule does must not replay as a clean run (it returned None)."""
+    state = {"short": False}
+
+    def body() -> None:
+        box = Box()
+
+        def inc() -> None:
+            rt().point("read", box, READ)
+            x = box.v
+            rt().point("write", box, WRITE)
+            box.v = x + 1
+
+        ts = [dmabuf.spawn(inc, name=f"i{k}") for k in range(1 if state["short"] else 2)]
+        for t in ts:
+            t.join()
+        assert box.v == len(ts), "lost update"
+
+    f = dmabuf.explore(body, database=None, shrink=False).failure
+    assert f is not None and f.kind == "exception"
+    state["short"] = True  # the state the body depends on changed between the search and the replay
+    g = dmabuf.replay(body, f.schedule)
+    assert g is not None, "a different (shorter) execution replayed as clean"
+    assert g.kind == "nondeterminism"
+    assert "diverged at step" in g.message
+
+
+def test_replay_reproduces_data_choices_and_names_a_changed_one() -> None:
+    """explorer-api.md: ``dmabuf.choose(n)  # a recorded data choice (explored like a schedule choice)``
+    and "Replays are deterministic ... or a nondeterminism failure that says where they diverged": the
+    replay string records the value, and a body that now chooses over a different range diverges there."""
+    seen: list[int] = []
+
+    def body() -> None:
+        v = dmabuf.choose(4)
+        seen.append(v)
+        assert v != 2, f"value {v}"
+
+    f = dmabuf.explore(body, database=None).failure
+    assert f is not None and f.kind == "exception"
+    seen.clear()
+    again = dmabuf.replay(body, f.schedule)
+    assert again is not None and again.kind == "exception" and seen == [2]
+
+    def changed() -> None:
+        dmabuf.choose(5)
+
+    g = dmabuf.replay(changed, f.schedule)
+    assert g is not None and g.kind == "nondeterminism"
+    assert "diverged at step" in g.message and "choose(" in g.message
+
+
+# ---------------------------------------------------------------------------------------------- choose
+def test_dpor_explores_every_choice_value_times_every_trace() -> None:
+    """explorer-api.md: ``dmabuf.choose(n)  # ... (explored like a schedule choice)``, under the default
+    strategy (DPOR; other tests check DFS only): 3 values x 2 orders of two conflicting writes."""
+    seen: set[tuple[int, int]] = set()
+
+    def body() -> None:
+        v = dmabuf.choose(3)
+        box = Box()
+
+        def w(k: int) -> None:
+            rt().point("write", box, WRITE)
+            box.v = k
+
+        a, b = dmabuf.spawn(w, 1), dmabuf.spawn(w, 2)
+        a.join()
+        b.join()
+        seen.add((v, box.v))
+
+    res = dmabuf.explore(body, database=None, probes=False)
+    assert res.ok and res.complete
+    assert res.executions == 6
+    assert seen == {(v, last) for v in range(3) for last in (1, 2)}
+
+
+def test_dpor_max_executions_is_exact_and_incomplete() -> None:
+    """explorer-api.md: ``max_executions=None,  # int or None`` and ``result.executions  # int: executions
+    run``: the default search (DPOR, with probes that are not counted) stops after exactly that many."""
+    res = dmabuf.explore(many_interleavings, max_executions=7, database=None)
+    assert res.executions == 7
+    assert res.ok and not res.complete
+
+
+# ------------------------------------------------------------------------------------- failure fields
+def _failure(body: Any, **kw: Any) -> dmabuf.Failure:
+    f = dmabuf.explore(body, database=None, **kw).failure
+    assert f is not None
+    return f
+
+
+def _deadlock() -> None:
+    a, b = Mutex(name="A"), Mutex(name="B")
+    x = dmabuf.spawn(_take, a, b, name="t1")
+    y = dmabuf.spawn(_take, b, a, name="t2")
+    x.join()
+    y.join()
+
+
+def _leak() -> None:
+    m = Mutex(name="M")
+    mutex_lock(m)
+
+
+def _livelock() -> None:
+    while True:
+        rt().point("spin", "flag", READ)
+
+
+def _raises() -> None:
+    t = dmabuf.spawn(lambda: {}["missing"], name="bad")
+    t.join()
+
+
+@pytest.mark.parametrize(
+    "body, kind, kw",
+    [
+        (_deadlock, "deadlock", {}),
+        (_leak, "leak", {}),
+        (_livelock, "livelock", {"max_steps": 50}),
+        (_raises, "exception", {}),
+        (abba_serialised, "kernel-warning", {}),
+    ],
+)
+def test_failure_fields_per_kind(body: Any, kind: str, kw: dict[str, Any]) -> None:
+    """explorer-api.md: ``failure.kind``; ``failure.message  # one paragraph a person can act on``;
+    ``failure.exception  # the exception raised in a task, if any``; ``failure.schedule  # str: a compact,
+    versioned replay string``; and "Replays are deterministic: the same body and schedule give the same
+    trace" -- for each failure kind the explorer can produce from a deterministic body."""
+    f = _failure(body, **kw)
+    assert f.kind == kind
+    assert f.message.strip() and "\n\n" not in f.message.strip()
+    if kind == "exception":
+        assert isinstance(f.exception, KeyError) and f.task == "bad"
+    elif kind == "kernel-warning":
+        assert f.exception is not None
+    else:
+        assert f.exception is None, f.exception
+    assert isinstance(f.schedule, str) and f.schedule.startswith("dmabuf-")
+    assert isinstance(f.steps, int) and isinstance(f.preemptions, int)
+    again = dmabuf.replay(body, f.schedule, **kw)
+    assert again is not None and again.kind == kind
+    assert again.trace == f.trace and again.steps == f.steps and again.preemptions == f.preemptions
+
+
+# -------------------------------------------------------------------------------------------- workers
+@pytest.mark.parametrize("strategy", ["dfs", "dpor"])
+def test_workers_report_a_lock_order_inversion(strategy: str) -> None:
+    """explorer-api.md: "a kernel WARN/BUG condition ... [is a failure] of the kinds named above" and
+    docs/explorer.md: lockdep-lite lock-order reports are kernel-warnings, deferred until no real deadlock
+    is found. With ``workers=2`` the report was dropped and the search came back ok."""
+    one = dmabuf.explore(abba_serialised, strategy=strategy, database=None)
+    assert one.failure is not None and one.failure.kind == "kernel-warning"
+    two = dmabuf.explore(abba_serialised, strategy=strategy, workers=2, database=None)
+    assert not two.ok and two.failure is not None and two.failure.kind == "kernel-warning"
+    assert "circular locking dependency" in two.failure.message
+    again = dmabuf.replay(abba_serialised, two.failure.schedule)
+    assert again is not None and again.kind == "kernel-warning"
+
+
+def test_workers_replay_the_failure_database_first(tmp_path: Any) -> None:
+    """docs/explorer.md, Failure database: "failing schedules are stored per body ... and replayed first by
+    the next run" -- also when that run uses ``workers=2`` (it searched from scratch)."""
+    first = dmabuf.explore(lost_update_after_choice, database=tmp_path)
+    assert first.failure is not None
+    database._WRITTEN.clear()  # what a fresh process sees
+    res = dmabuf.explore(lost_update_after_choice, database=tmp_path, workers=2)
+    assert res.stats.get("from_database") is True and res.executions == 1
+    assert res.failure is not None and res.failure.schedule == first.failure.schedule
+
+
+def test_workers_count_the_executions_that_found_the_failure() -> None:
+    """explorer-api.md: ``result.executions  # int: executions run``. A parallel search that finds the
+    failure while splitting the tree into work units still ran executions (it reported 0)."""
+    res = dmabuf.explore(_deadlock, strategy="dfs", workers=2, database=None)
+    assert res.failure is not None and res.failure.kind == "deadlock"
+    assert res.executions >= 1
+
+
+def test_workers_with_pct_find_and_replay() -> None:
+    """explorer-api.md: every strategy ``"dfs" | "dpor" | "random" | "pct"`` with ``workers``: PCT split
+    over two processes finds the lost update and its schedule replays."""
+    res = dmabuf.explore(
+        lost_update_after_choice, strategy="pct", depth=2, workers=2, max_executions=400, database=None
+    )
+    f = res.failure
+    assert f is not None and f.kind == "exception"
+    again = dmabuf.replay(lost_update_after_choice, f.schedule)
+    assert again is not None and again.kind == "exception"
+
+
+def test_workers_dfs_with_a_preemption_bound_cover_the_same_executions() -> None:
+    """docs/explorer.md: "DFS covers exactly the same executions as one process" -- with a
+    ``preemption_bound`` too (work units must split only along alternatives within the bound)."""
+
+    def body() -> None:
+        def w(k: int) -> None:
+            for i in range(3):
+                rt().point("op", f"x{k}.{i}", WRITE)
+
+        ts = [dmabuf.spawn(w, k) for k in range(3)]
+        for t in ts:
+            t.join()
+
+    one = dmabuf.explore(body, strategy="dfs", preemption_bound=1, database=None)
+    two = dmabuf.explore(body, strategy="dfs", preemption_bound=1, workers=2, database=None)
+    assert one.complete and two.complete
+    assert two.executions == one.executions
+    assert math.isfinite(two.elapsed)
