@@ -173,6 +173,38 @@ def test_flush_workqueue_does_not_wait_for_work_queued_after_it_started():
     assert runs_at_return == {1, 2}  # 1: the requeued instance was still pending when the flush returned
 
 
+def test_max_active_one_does_not_serialise_a_workqueue():
+    """Documentation/core-api/workqueue.rst (max_active, "always a per-CPU attribute") and
+    include/linux/workqueue.h (alloc_ordered_workqueue): max_active == 1 limits the work items in flight
+    per CPU, so two work items queued from two tasks (CPUs) may run at the same time; only an ordered
+    workqueue runs one at a time."""
+    overlaps: set[int] = set()
+
+    def body():
+        wq = alloc_workqueue("audit-ma1", 0, 1)
+        state = {"active": 0, "max": 0}
+
+        def fn(work):
+            state["active"] += 1
+            state["max"] = max(state["max"], state["active"])
+            dmabuf.rt().point("work_body", work)
+            state["active"] -= 1
+
+        ws = [WorkStruct() for _ in range(2)]
+        for w in ws:
+            INIT_WORK(w, fn)
+        ts = [dmabuf.spawn(queue_work, wq, w, name=f"cpu{i}") for i, w in enumerate(ws)]
+        for t in ts:
+            t.join()
+        flush_workqueue(wq)
+        overlaps.add(state["max"])
+        destroy_workqueue(wq)
+
+    res = dmabuf.explore(body, strategy="dfs", max_executions=3000)
+    assert res.failure is None, str(res.failure)
+    assert 2 in overlaps
+
+
 # --------------------------------------------------------------------------------------------- timers
 
 

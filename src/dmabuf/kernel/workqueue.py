@@ -9,9 +9,11 @@ implement workqueues:
 
 Model:
 
-* A :class:`Workqueue` owns a few *worker* tasks (daemons): one for an ordered workqueue or
-  ``max_active == 1``, two otherwise (two are enough to expose every race between concurrent work items;
-  more would only multiply the interleavings). Workers take items in FIFO order; the first idle worker
+* A :class:`Workqueue` owns a few *worker* tasks (daemons): one for an ordered workqueue, two otherwise
+  (two are enough to expose every race between concurrent work items; more would only multiply the
+  interleavings). ``max_active`` is a per-CPU limit in the kernel, so ``max_active == 1`` without
+  ``alloc_ordered_workqueue`` does not serialise work items queued from different CPUs: it gets two
+  workers too. Workers take items in FIFO order; the first idle worker
   takes the next item (so the explorer does not branch on which of two identical idle workers runs it).
 * A work item's ``PENDING`` bit is set from queueing until a worker starts it (``queue_work`` returns
   False while it is set), and is cleared *before* the function runs, so a work may requeue itself.
@@ -172,7 +174,8 @@ def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: Any) -> Workqu
     """Create a workqueue named ``fmt % args``.
 
     ``max_active`` 0 means the default (``WQ_DFL_ACTIVE``); values above ``WQ_MAX_ACTIVE`` are clamped. The
-    model runs one worker task when ``max_active`` is 1 (or the queue is ordered) and two otherwise.
+    model runs one worker task for an ordered queue and two otherwise (``max_active`` limits work items
+    per CPU, so 1 does not serialise a queue: Documentation/core-api/workqueue.rst).
 
     Locking: may sleep. Kernel: ``alloc_workqueue``.
     """

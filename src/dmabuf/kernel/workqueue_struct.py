@@ -105,7 +105,8 @@ class Workqueue:
         if max_active <= 0:
             max_active = WQ_DFL_ACTIVE
         self.max_active = min(max_active, WQ_MAX_ACTIVE)
-        nworkers = 1 if (flags & _WQ_ORDERED or self.max_active == 1) else 2
+        # max_active is per CPU: only an ordered workqueue runs one item at a time system-wide
+        nworkers = 1 if flags & _WQ_ORDERED else 2
         self._queue: list[_Entry] = []
         self._running: list[_Entry] = []
         self._wseq = 0
