@@ -28,8 +28,9 @@ Operations (``bo.resv`` held unless said otherwise):
 * eviction = :func:`_ttm_bo_move` to the next lower domain with room (VRAM -> GTT -> SYSTEM): the copy is
   **pipelined** behind every fence of the victim's resv (BOOKKEEP: importers' jobs, earlier moves), the
   move fence is added to the resv with KERNEL usage, the old pages become a ghost freed once the move fence
-  (and the policy's ``free_old_after`` fences) signalled, and for an exported BO moving out of a non-SYSTEM
-  domain ``dma_buf_move_notify`` is called under the victim's resv [``ttm_bo_move_accel_cleanup``,
+  (and the policy's ``free_old_after`` fences) signalled, and for an exported BO ``dma_buf_move_notify`` is
+  called under the victim's resv -- on every move: amdgpu skips moves out of SYSTEM, whose pages no importer
+  maps, but this model maps SYSTEM pages and copies them away [``ttm_bo_move_accel_cleanup``,
   ``amdgpu_bo_move_notify``].
 * :func:`ttm_bo_export`: a **dynamic** dma-buf (pin, unpin, map, unmap, release) sharing the BO's resv; the
   dma-buf holds a GEM reference [``amdgpu_dma_buf_ops``, ``drm_gem_prime_export``].
@@ -402,7 +403,10 @@ def _ttm_bo_evict(bo: TtmBo) -> int:
 def _ttm_bo_move(bo: TtmBo, domain: str) -> None:
     """Move ``bo`` to ``domain`` (pages already accounted there). The copy waits for every fence of the
     resv (pipelined), the move fence goes in the resv (KERNEL), the old pages become a ghost, exported BOs
-    leaving a non-SYSTEM domain are move_notified. Locking: resv held (asserted).
+    are move_notified -- on every move, also out of SYSTEM: amdgpu skips SYSTEM because no importer maps a
+    SYSTEM BO there (``amdgpu_dma_buf_map`` validates it into GTT first) and a SYSTEM -> GTT move keeps the
+    ``ttm_tt`` pages; here ``map_dma_buf`` maps SYSTEM pages and a move copies them to new pages, so an
+    importer's SYSTEM mapping goes stale like any other. Locking: resv held (asserted).
     Kernel: ``ttm_bo_handle_move_mem`` -> ``amdgpu_bo_move`` -> ``ttm_bo_move_accel_cleanup``, then
     ``amdgpu_bo_move_notify``."""
     resv = bo.resv
@@ -427,7 +431,7 @@ def _ttm_bo_move(bo: TtmBo, domain: str) -> None:
     # the ghost holds its own reference on every fence the copy waits for, so these can go now
     for f in fences:
         f.put()
-    if bo.dma_buf is not None and old != "SYSTEM":
+    if bo.dma_buf is not None:
         dma_buf_move_notify(bo.dma_buf)
 
 
