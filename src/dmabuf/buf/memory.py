@@ -380,7 +380,9 @@ def check_page(pl: Placement, i: int, write: bool, who: str) -> Page:
     """The oracle's check of one page access through ``pl`` (called right after the page's point).
 
     Raises:
-        StaleMapping: the page no longer belongs to ``pl`` (freed or reused).
+        StaleMapping: the page no longer belongs to ``pl`` (freed or reused), or it is a read of a page a
+            move already copied away (``pl`` is an old placement still kept) that no longer holds the
+            buffer's content: the reader gets stale data (a write there is caught as a lost write instead).
         StaleContent: ``pl`` is still being filled by a move that has not copied this page yet.
     """
     p = pl.pages[i]
@@ -392,6 +394,17 @@ def check_page(pl: Placement, i: int, write: bool, who: str) -> Page:
             f"stale mapping: {what} of {label_of(pl.bo)} through {who} hit page {p._dm_label} (page {i} of "
             f"{pl!r}), which was freed by {by} and {now}; the mapping was made before that and used after it"
         )
+    bo = pl.bo
+    if not write and pl.generation < bo.generation:
+        out = bo.moves[pl.generation]  # the move that copied this placement away
+        lo, hi = i * PAGE_SIZE, min((i + 1) * PAGE_SIZE, bo.size)
+        if out.old is pl and i in out.new.copied and bytes(p.data[: hi - lo]) != bytes(bo.expected[lo:hi]):
+            raise StaleMapping(
+                f"stale mapping: read of {label_of(bo)} through {who} hit page {p._dm_label} (page {i} of "
+                f"{pl!r}) after {out.name} had copied it away: it holds {bytes(p.data[: hi - lo])!r} but the "
+                f"last completed writes put {bytes(bo.expected[lo:hi])!r} there; the mapping was made before "
+                "the move and used after it (re-map after move_notify)"
+            )
     mv = pl.pending
     if mv is not None and i not in pl.copied:
         raise StaleContent(

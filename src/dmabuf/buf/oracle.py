@@ -2,7 +2,9 @@
 
 1. **Stale mapping** (at every page access, :func:`~dmabuf.buf.memory.check_page`): a device or the CPU
    touches a page through a mapping whose placement no longer owns it (freed by a move or a release, maybe
-   reused by another buffer), or through an unmapped mapping -> :class:`~dmabuf.errors.StaleMapping`.
+   reused by another buffer), or through an unmapped mapping, or reads a page of an old placement (kept
+   until freed) that a move already copied away and that no longer holds the buffer's content ->
+   :class:`~dmabuf.errors.StaleMapping`.
 2. **Stale content** (at every page access): a page of a placement that a move is still filling is read or
    written before the copy reached it (the move fence had not signalled) -> :class:`~dmabuf.errors.StaleContent`.
 3. **No byte lost** (:func:`check_all`, at the end of a scenario body): every live buffer's current bytes
