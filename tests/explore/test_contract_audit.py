@@ -360,3 +360,34 @@ def test_workers_dfs_with_a_preemption_bound_cover_the_same_executions() -> None
     assert one.complete and two.complete
     assert two.executions == one.executions
     assert math.isfinite(two.elapsed)
+
+
+def _three_by_two() -> None:
+    """3 tasks x 2 writes to one object: 90 interleavings, all distinct traces (so DPOR runs 90 too)."""
+
+    def w(k: int) -> None:
+        for _ in range(2):
+            rt().point("op", "x", WRITE)
+
+    ts = [dmabuf.spawn(w, k) for k in range(3)]
+    for t in ts:
+        t.join()
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "dpor", "random"])
+@pytest.mark.parametrize("budget", [3, 7, 11])
+def test_workers_never_run_more_than_max_executions(strategy: str, budget: int) -> None:
+    """explorer-api.md: ``max_executions=None,  # int or None`` with ``workers``: the executions of all
+    workers together stay within the budget, as in one process (each work unit had the whole budget, and
+    ``random`` rounded the per-worker share up: 7 executions for max_executions=5 and more)."""
+    res = dmabuf.explore(_three_by_two, strategy=strategy, workers=2, max_executions=budget, database=None)
+    assert res.ok and not res.complete  # 90 executions to cover, many more than the budget
+    assert 1 <= res.executions <= budget, res.executions
+
+
+def test_workers_with_an_exact_budget_are_complete() -> None:
+    """explorer-api.md ``result.complete  # every execution within the bounds was covered``: a budget equal
+    to the size of the search does not make a parallel DFS incomplete."""
+    total = dmabuf.explore(_three_by_two, strategy="dfs", database=None).executions
+    res = dmabuf.explore(_three_by_two, strategy="dfs", workers=2, max_executions=total, database=None)
+    assert res.complete and res.executions == total

@@ -109,20 +109,41 @@ def _expand(
     return units + leaves, None, ran
 
 
+def _claim(slots: Any) -> bool:
+    """Take one execution of the shared ``max_executions`` budget (``None``: unlimited); False when spent."""
+    if slots is None:
+        return True
+    with slots.get_lock():
+        if slots.value <= 0:
+            return False
+        slots.value -= 1
+        return True
+
+
+def _release(slots: Any) -> None:
+    """Give back a slot taken for an execution that did not count (pruned)."""
+    if slots is not None:
+        with slots.get_lock():
+            slots.value += 1
+
+
 def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
     job = _JOB
     forced = [Entry(*e) for e in unit]
     strat = _make(job["strategy"], job["bound"], job["seed"], job["depth"], forced)
     rt = ControlledRuntime(strat, job["max_steps"])
-    limit, deadline = job["unit_limit"], job["deadline"]
+    slots, deadline = job["slots"], job["deadline"]
     executions = 0
     lockdep: list[list[Any]] | None = None
     activate(rt)
     try:
         while True:
+            if not _claim(slots):  # max_executions reached by the workers together
+                return executions, lockdep, "stopped"
             strat.start()
             o = rt.run(job["body"])
             if o.kind == "pruned":
+                _release(slots)
                 if not strat.advance(o):
                     break
                 continue
@@ -131,7 +152,7 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
                 return executions, [list(b.entry()) for b in strat.decisions()], o.kind
             if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process: a real failure wins
                 lockdep = [list(b.entry()) for b in strat.decisions()]
-            if not strat.advance(o) or (limit is not None and executions >= limit):
+            if not strat.advance(o):
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 return executions, lockdep, "stopped"
@@ -149,7 +170,7 @@ def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
     lockdep: list[list[Any]] | None = None
     activate(rt)
     try:
-        while executions < job["unit_limit"] and (deadline is None or time.perf_counter() < deadline):
+        while (deadline is None or time.perf_counter() < deadline) and _claim(job["slots"]):
             strat.start()
             o = rt.run(job["body"])
             executions += 1
@@ -184,6 +205,9 @@ def _run_workers(
     is the failure only if no worker found a real one."""
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("i", 0)
+    # the max_executions budget, shared: a worker takes a slot before each execution, so the workers
+    # together never run more than the budget (per-unit limits overshot it by up to a unit each)
+    _JOB["slots"] = None if max_executions is None else ctx.Value("q", max_executions)
     results = ctx.SimpleQueue()
     procs = [ctx.Process(target=_worker, args=(counter, results), daemon=True) for _ in range(workers)]
     executions = 0
@@ -208,10 +232,7 @@ def _run_workers(
                 failed = ([Entry(*e) for e in entries], kind)
                 stopped = True
                 break
-            if kind == "stopped":  # the unit ran out of time_budget before its subtree was covered
-                stopped = True
-                break
-            if max_executions is not None and executions >= max_executions:
+            if kind == "stopped":  # the unit ran out of budget before its subtree was covered
                 stopped = True
                 break
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
@@ -254,11 +275,9 @@ def explore_parallel(
         units, failed, executions = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
         work: list[Any] = [[list(e) for e in u] for u in units]
         fn: Callable[[Any], tuple[int, list[list[Any]] | None, str]] = _run_unit
-        unit_limit = max_executions
     else:
         work = list(range(workers))
         fn = _run_seeded
-        unit_limit = -(-(max_executions or 10**12) // workers)
     if failed is None:
         _JOB.clear()
         _JOB.update(
@@ -268,7 +287,6 @@ def explore_parallel(
             seed=seed,
             depth=depth,
             max_steps=max_steps,
-            unit_limit=unit_limit,
             deadline=None if time_budget is None else t0 + time_budget,
             work=work,
             fn=fn,
