@@ -378,11 +378,11 @@ def _three_by_two() -> None:
 @pytest.mark.parametrize("budget", [3, 7, 11])
 def test_workers_never_run_more_than_max_executions(strategy: str, budget: int) -> None:
     """explorer-api.md: ``max_executions=None,  # int or None`` with ``workers``: the executions of all
-    workers together stay within the budget, as in one process (each work unit had the whole budget, and
+    workers together run exactly the budget, as one process does (each work unit had the whole budget, and
     ``random`` rounded the per-worker share up: 7 executions for max_executions=5 and more)."""
     res = dmabuf.explore(_three_by_two, strategy=strategy, workers=2, max_executions=budget, database=None)
     assert res.ok and not res.complete  # 90 executions to cover, many more than the budget
-    assert 1 <= res.executions <= budget, res.executions
+    assert res.executions == budget, res.executions
 
 
 def test_workers_with_an_exact_budget_are_complete() -> None:
@@ -391,3 +391,31 @@ def test_workers_with_an_exact_budget_are_complete() -> None:
     total = dmabuf.explore(_three_by_two, strategy="dfs", database=None).executions
     res = dmabuf.explore(_three_by_two, strategy="dfs", workers=2, max_executions=total, database=None)
     assert res.complete and res.executions == total
+
+
+def _exits_in_a_worker() -> None:
+    import multiprocessing
+    import os
+
+    _three_by_two()
+    if multiprocessing.parent_process() is not None:  # only in the forked workers, not while splitting
+        os._exit(3)  # a crash, an OOM kill, ... : the process ends without reporting
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang() -> None:
+    """explorer-api.md ``workers=1,  # local worker processes``: ``explore`` returns or raises. A worker
+    process that died without reporting (here the body calls os._exit) left the coordinator waiting for
+    its result forever; now it is a UsageError naming the exit code and what to do."""
+    import signal
+
+    def too_slow(signum: int, frame: Any) -> None:
+        raise AssertionError("explore(workers=2) hung after a worker died")
+
+    old = signal.signal(signal.SIGALRM, too_slow)
+    signal.setitimer(signal.ITIMER_REAL, 20.0)
+    try:
+        with pytest.raises(dmabuf.UsageError, match="exit code 3"):
+            dmabuf.explore(_exits_in_a_worker, strategy="dfs", workers=2, database=None)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -21,6 +21,7 @@ Bodies reach the worker processes through ``fork`` (no pickling), so closures wo
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import time
 from collections.abc import Callable
 from typing import Any
@@ -138,8 +139,8 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
     activate(rt)
     try:
         while True:
-            if not _claim(slots):  # max_executions reached by the workers together
-                return executions, lockdep, "stopped"
+            if (deadline is not None and time.perf_counter() > deadline) or not _claim(slots):
+                return executions, lockdep, "stopped"  # time_budget or max_executions (all workers) spent
             strat.start()
             o = rt.run(job["body"])
             if o.kind == "pruned":
@@ -154,8 +155,6 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
                 lockdep = [list(b.entry()) for b in strat.decisions()]
             if not strat.advance(o):
                 break
-            if deadline is not None and time.perf_counter() > deadline:
-                return executions, lockdep, "stopped"
     finally:
         deactivate(rt)
     return executions, lockdep, "lockdep" if lockdep is not None else "ok"
@@ -197,6 +196,18 @@ def _worker(counter: Any, results: Any) -> None:
         results.put(fn(work[k]))
 
 
+def _check_alive(procs: list[Any]) -> None:
+    """A worker that died without reporting (a BaseException such as SystemExit escaped the body, or the
+    process was killed) would leave the coordinator waiting forever: report it instead."""
+    for i, p in enumerate(procs):
+        if not p.is_alive() and p.exitcode not in (None, 0):
+            raise UsageError(
+                f"explore worker process {i} died (exit code {p.exitcode}) before reporting its work: the body "
+                "must not end the process (SystemExit, KeyboardInterrupt, os._exit) or be killed; run with "
+                "workers=1 to see what it did"
+            )
+
+
 def _run_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
 ) -> tuple[int, tuple[list[Entry], str] | None, bool]:
@@ -208,7 +219,7 @@ def _run_workers(
     # the max_executions budget, shared: a worker takes a slot before each execution, so the workers
     # together never run more than the budget (per-unit limits overshot it by up to a unit each)
     _JOB["slots"] = None if max_executions is None else ctx.Value("q", max_executions)
-    results = ctx.SimpleQueue()
+    results = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(counter, results), daemon=True) for _ in range(workers)]
     executions = 0
     failed: tuple[list[Entry], str] | None = None
@@ -219,7 +230,11 @@ def _run_workers(
             p.start()
         running = workers
         while running:
-            r = results.get()
+            try:
+                r = results.get(timeout=0.2)
+            except queue.Empty:
+                _check_alive(procs)
+                continue
             if r is None:
                 running -= 1
                 continue
@@ -232,11 +247,10 @@ def _run_workers(
                 failed = ([Entry(*e) for e in entries], kind)
                 stopped = True
                 break
-            if kind == "stopped":  # the unit ran out of budget before its subtree was covered
-                stopped = True
-                break
-            if time_budget is not None and time.perf_counter() - t0 > time_budget:
-                stopped = True
+            if kind == "stopped":  # a unit ran out of budget before its subtree was covered; the others
+                stopped = True  # stop at their next execution and report what they ran: keep counting
+            if time_budget is not None and time.perf_counter() - t0 > time_budget + 1.0:
+                stopped = True  # a worker stuck in one long execution: do not wait for it
                 break
     finally:
         for p in procs:
