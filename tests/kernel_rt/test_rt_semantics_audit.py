@@ -2,8 +2,9 @@
 
 Each test pins one behaviour a driver relies on that no other test checked, and names the kernel source
 that documents it. Several of them failed before the model was fixed (flush_work after a cancelled requeue,
-del_timer_sync of a self-re-arming timer, kthread_stop and interruptible waits, call_rcu callbacks in
-atomic context, the condition re-check of wait_event after joining the queue).
+del_timer_sync of a self-re-arming timer, kthread_stop and interruptible/killable waits, call_rcu callbacks
+in atomic context, the condition re-check of wait_event after joining the queue, schedule() inside an RCU
+read-side section, max_active == 1 treated as ordered).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from dmabuf.kernel import (
     wait_event_interruptible,
     wait_for_completion,
     wait_for_completion_interruptible,
+    wait_for_completion_killable,
     wait_for_completion_timeout,
     wake_up,
     work_pending,
@@ -303,6 +305,28 @@ def test_kthread_stop_interrupts_schedule_and_mutex_lock_interruptible(run_on):
         k = kthread_run(fn, None, "audit-loop")
         assert kthread_stop(k) == (10 * HZ, -EINTR)
         mutex_unlock(m)
+
+    run_on(body)
+
+
+def test_kthread_stop_does_not_interrupt_a_killable_wait(run_on):
+    """kernel/kthread.c (kthread_stop sets TIF_NOTIFY_SIGNAL) with include/linux/sched/signal.h
+    (signal_pending_state): the notification is not a fatal signal, so a TASK_KILLABLE wait
+    (wait_for_completion_killable) in the stopped thread keeps sleeping until the completion comes."""
+
+    def body():
+        c = Completion()
+        started = Completion()
+
+        def fn(data):
+            complete(started)
+            return wait_for_completion_killable(c)
+
+        k = kthread_run(fn, None, "audit-killable")
+        wait_for_completion(started)
+        opener = dmabuf.spawn(complete, c, name="completer")
+        assert kthread_stop(k) == 0
+        opener.join()
 
     run_on(body)
 

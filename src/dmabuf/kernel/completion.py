@@ -18,6 +18,7 @@ from ..errors import InvalidArgument
 from ..runtime import READ, WRITE, rt
 from ._warn import WARN
 from .errno import ERESTARTSYS
+from .kthread import NOTIFY_SIGNAL
 from .sched import HZ, MAX_SCHEDULE_TIMEOUT, might_sleep
 
 __all__ = [
@@ -118,8 +119,9 @@ class Completion:
         r.notify(self)
 
     # -------------------------------------------------------------- waiting side
-    def _wait(self, op: str, timeout: int, interruptible: bool) -> int:
-        """Core of every sleeping wait: 0 on timeout, ``-ERESTARTSYS`` on a signal, else jiffies left (>= 1)."""
+    def _wait(self, op: str, timeout: int, interruptible: bool, killable: bool = False) -> int:
+        """Core of every sleeping wait: 0 on timeout, ``-ERESTARTSYS`` on a signal, else jiffies left (>= 1).
+        ``killable``: ``kthread_stop``'s notification (not a fatal signal) does not interrupt it."""
         if isinstance(timeout, bool) or not isinstance(timeout, int):
             raise InvalidArgument(f"{op}: timeout must be an int number of jiffies, got {timeout!r}")
         might_sleep()
@@ -130,15 +132,18 @@ class Completion:
             timeout = 0
         expire, rel = _deadline(timeout)
 
+        def signalled() -> bool:
+            return interruptible and t.sigpending and not (killable and t.extra.get(NOTIFY_SIGNAL))
+
         def ready() -> bool:
-            return self.done > 0 or (interruptible and t.sigpending)
+            return self.done > 0 or signalled()
 
         ok = r.wait(op, self, WRITE, ready, rel)
         if self.done > 0:
             self._consume()
             left = _left(expire)
             return left if left > 0 else 1
-        if ok and interruptible and t.sigpending:
+        if ok and signalled():
             return -ERESTARTSYS
         return 0
 
@@ -250,8 +255,15 @@ def wait_for_completion_interruptible_timeout(x: Completion, timeout: int) -> in
 
 def wait_for_completion_killable(x: Completion) -> int:
     """Kernel: ``wait_for_completion_killable``. The model has one kind of signal, so this is the
-    interruptible wait."""
-    return wait_for_completion_interruptible(x)
+    interruptible wait -- except when the only pending signal is the notification ``kthread_stop`` sends
+    (``TIF_NOTIFY_SIGNAL``), which is not fatal: then it waits like ``wait_for_completion`` and returns 0.
+
+    Locking: may sleep.
+    """
+    ret = _c(x, "wait_for_completion_killable")._wait(
+        "wait_for_completion_killable", MAX_SCHEDULE_TIMEOUT, True, killable=True
+    )
+    return ret if ret < 0 else 0
 
 
 def try_wait_for_completion(x: Completion) -> bool:

@@ -28,6 +28,9 @@ from .sched import TASK_RUNNING, TASK_UNINTERRUPTIBLE, might_sleep
 __all__ = ["kthread_create", "kthread_run", "kthread_should_stop", "kthread_stop"]
 
 _KEY = "kthread"
+#: ``task.extra`` key set when the pending signal of a task is only ``kthread_stop``'s TIF_NOTIFY_SIGNAL,
+#: which interrupts interruptible waits but is not a fatal signal (killable waits go on sleeping).
+NOTIFY_SIGNAL = "tif_notify_signal"
 
 
 class _Kthread:
@@ -157,7 +160,9 @@ def kthread_stop(k: Task) -> Any:
     k.should_stop = True
     # The kernel also sets TIF_NOTIFY_SIGNAL, so signal_pending() is true in the thread from now on and
     # its interruptible sleeps end at once (wait_event_interruptible returns -ERESTARTSYS).
-    k.sigpending = True
+    if not k.sigpending:
+        k.sigpending = True
+        k.extra[NOTIFY_SIGNAL] = True
     if not k.done and k.kstate != TASK_RUNNING:
         k.kstate = TASK_RUNNING
     r.notify_task(k)
