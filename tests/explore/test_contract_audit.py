@@ -419,3 +419,34 @@ def test_a_worker_that_dies_is_an_error_not_a_hang() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+_interrupt = {"runs": 0, "at": -1}
+
+
+def _interruptible() -> None:
+    _three_by_two()
+    _interrupt["runs"] += 1
+    if _interrupt["runs"] == _interrupt["at"]:
+        raise KeyboardInterrupt
+
+
+def test_interrupted_sampling_search_says_why_nothing_was_saved(tmp_path: Any) -> None:
+    """docs/explorer.md, Resume: "Ctrl-C during an exhaustive search saves its frontier in the database".
+    A random search has no frontier; with a database given, the note must not claim there was none."""
+    _interrupt.update(runs=0, at=5)
+    res = dmabuf.explore(_interruptible, strategy="random", max_executions=50, database=tmp_path)
+    assert res.stats.get("interrupted") and res.executions == 4 and not res.complete
+    note = next(n for n in res.notes if "interrupted" in n)
+    assert "no database" not in note and "'random'" in note
+    assert not list(tmp_path.glob("*/frontier.json"))
+
+
+def test_resume_without_a_database_says_it_was_ignored() -> None:
+    """docs/explorer.md: "``resume=True`` continues from [the saved frontier]": with ``database=None`` there
+    is none, and the result must say the flag had no effect rather than pass it over in silence."""
+    _interrupt.update(runs=0, at=-1)
+    res = dmabuf.explore(_interruptible, strategy="dfs", database=None, resume=True)
+    assert res.complete and res.executions == 90
+    assert any("resume=True ignored" in n for n in res.notes), res.notes

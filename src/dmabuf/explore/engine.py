@@ -120,6 +120,9 @@ def explore(
     rt = ControlledRuntime(strat, max_steps)
     t0 = time.perf_counter()
     notes: list[str] = [budget_note] if budget_note else []
+    if resume and (db is None or workers != 1):
+        why = "there is no failure database (database=None)" if db is None else "workers > 1 does not resume"
+        notes.append(f"resume=True ignored: {why}; the search started from the beginning")
     # phase 1: replay stored failures of this body first (with workers too: the database is per body)
     if db is not None:
         activate(rt)
@@ -411,7 +414,8 @@ def _interrupted(
                 "resume=True (dmabuf explore --resume) to continue"
             )
             return
-    notes.append(f"interrupted after {run.executions} executions; no frontier saved (no database)")
+    why = "no database" if db is None else f"strategy {strat.name!r} has no frontier to resume; dfs and dpor have"
+    notes.append(f"interrupted after {run.executions} executions; no frontier saved ({why})")
 
 
 def _lockdep_outcome(o: Outcome) -> Outcome:
