@@ -320,11 +320,11 @@ class _FenceAfterUnlock(GpuImporter):
         return job
 
 
-def _broken_importer_body(cls: type[GpuImporter], *, evict_for_space: bool) -> Any:
+def _broken_importer_body(cls: type[GpuImporter], *, evict_for_space: bool, final_write: bool = False) -> Any:
     """X (exported, VRAM, mapped by the importer) is moved to GTT while the importer writes DYN through a
     job, then reads X back through a later job. ``evict_for_space``: Y is validated into the full VRAM (W
     pinned, so X goes and Y takes X's old pages at once); else an explicit migration of X to GTT (its old
-    pages stay in a ghost until the end)."""
+    pages stay in a ghost until the end). ``final_write``: the later job writes DYN again instead of reading."""
 
     def body() -> None:
         dev = TtmDevice(vram=2, gtt=4, system=4)
@@ -353,7 +353,10 @@ def _broken_importer_body(cls: type[GpuImporter], *, evict_for_space: bool) -> A
         go.complete_all()
         assert tasks[1].join() == 0
         tasks[0].join()
-        gpu.submit(0, n=4)  # a later (read) job: after the move, whatever the interleaving
+        if final_write:
+            gpu.submit(0, DYN)  # a later job rewriting the same bytes: hides a lost write from the content
+        else:
+            gpu.submit(0, n=4)  # a later (read) job: after the move, whatever the interleaving
         gpu.wait_idle()
         gpu.fini()
         with w.resv:
@@ -382,9 +385,9 @@ def test_oracle_catches_an_importer_dmaing_through_a_stale_mapping() -> None:
 def test_oracle_stays_silent_on_the_correct_importer_in_the_same_scenarios() -> None:
     """The same two scenarios with the correct GpuImporter: no finding (the oracle does not flag correct
     behaviour), over the same search bound."""
-    for evict in (True, False):
-        res = _explore(_broken_importer_body(GpuImporter, evict_for_space=evict), preemption_bound=2,
-                       max_executions=1500)
+    for evict, final_write in ((True, False), (False, False), (False, True)):
+        res = _explore(_broken_importer_body(GpuImporter, evict_for_space=evict, final_write=final_write),
+                       preemption_bound=2, max_executions=1500)
         assert res.ok, res.failure
 
 
@@ -452,3 +455,19 @@ def test_oracle_catches_a_stale_read_through_a_kept_old_placement() -> None:
         assert part in msg, (part, msg)
     ok = _explore(_stale_read_body(GpuImporter), preemption_bound=1)
     assert ok.ok and ok.complete, ok.failure
+
+
+def test_oracle_catches_a_lost_write_that_a_later_write_hides() -> None:
+    """The same fence-after-unlock importer, whose later job rewrites the same bytes: X's final content is
+    right, yet the first write was lost (it landed in the old pages after the copy, and a reader in between
+    saw old data). The oracle records writes into copied-away old pages and reports them (before the audit
+    ``check_all`` compared only the final content and passed)."""
+    res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False, final_write=True),
+                   preemption_bound=2, max_executions=3000)
+    f = res.failure
+    assert f is not None and f.kind == "exception", f
+    assert isinstance(f.exception, LostWrite), f
+    msg = str(f.exception)
+    for part in ("lost write: X page 0", "sgt1(X@VRAM/gen0)", "after move#1(X VRAM->GTT) had copied it away",
+                 "never reached X@GTT/gen1"):
+        assert part in msg, (part, msg)

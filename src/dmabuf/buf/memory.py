@@ -253,6 +253,9 @@ class BufferObject:
         self.expected = bytearray(data)
         #: per byte: (task name, mapping name, placement generation) of the last completed write
         self.last_writer: list[tuple[str, str, int] | None] = [None] * size
+        #: writes that landed in an old placement's page after its move had copied it: (page, mapping, move);
+        #: lost even when a later write to the same bytes hides it (reported by the oracle's check_buffer)
+        self.late_writes: list[tuple[int, str, Move]] = []
         self.placement = self._new_placement(mem.domain(domain))
         for i, p in enumerate(self.placement.pages):
             rt().point("init_page", p, WRITE)
@@ -382,7 +385,8 @@ def check_page(pl: Placement, i: int, write: bool, who: str) -> Page:
     Raises:
         StaleMapping: the page no longer belongs to ``pl`` (freed or reused), or it is a read of a page a
             move already copied away (``pl`` is an old placement still kept) that no longer holds the
-            buffer's content: the reader gets stale data (a write there is caught as a lost write instead).
+            buffer's content: the reader gets stale data. A write there is recorded in ``bo.late_writes``:
+            the oracle reports it as a lost write even when a later write hides the loss.
         StaleContent: ``pl`` is still being filled by a move that has not copied this page yet.
     """
     p = pl.pages[i]
@@ -395,10 +399,12 @@ def check_page(pl: Placement, i: int, write: bool, who: str) -> Page:
             f"{pl!r}), which was freed by {by} and {now}; the mapping was made before that and used after it"
         )
     bo = pl.bo
-    if not write and pl.generation < bo.generation:
+    if pl.generation < bo.generation:
         out = bo.moves[pl.generation]  # the move that copied this placement away
         lo, hi = i * PAGE_SIZE, min((i + 1) * PAGE_SIZE, bo.size)
-        if out.old is pl and i in out.new.copied and bytes(p.data[: hi - lo]) != bytes(bo.expected[lo:hi]):
+        if write and out.old is pl and i in out.new.copied:
+            bo.late_writes.append((i, who, out))
+        elif out.old is pl and i in out.new.copied and bytes(p.data[: hi - lo]) != bytes(bo.expected[lo:hi]):
             raise StaleMapping(
                 f"stale mapping: read of {label_of(bo)} through {who} hit page {p._dm_label} (page {i} of "
                 f"{pl!r}) after {out.name} had copied it away: it holds {bytes(p.data[: hi - lo])!r} but the "

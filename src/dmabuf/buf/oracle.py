@@ -8,8 +8,9 @@
 2. **Stale content** (at every page access): a page of a placement that a move is still filling is read or
    written before the copy reached it (the move fence had not signalled) -> :class:`~dmabuf.errors.StaleContent`.
 3. **No byte lost** (:func:`check_all`, at the end of a scenario body): every live buffer's current bytes
-   equal the last completed write to each byte -> :class:`~dmabuf.errors.LostWrite`, naming the byte, the
-   writer, the mapping and the move that lost it.
+   equal the last completed write to each byte, and no write landed in an old placement after its move
+   copied it (even if a later write hid it) -> :class:`~dmabuf.errors.LostWrite`, naming the byte or page,
+   the writer, the mapping and the move that lost it.
 
 Scenario bodies call :func:`check_all` once all their tasks are joined and every move fence they care about
 signalled (it waits for pending moves of live buffers first).
@@ -37,6 +38,14 @@ def check_buffer(bo: BufferObject) -> None:
         pl.pending.fence.wait(False)
     actual = bo.contents()
     bad = [i for i in range(bo.size) if actual[i] != bo.expected[i]]
+    if not bad and bo.late_writes:
+        page, mapping, late = bo.late_writes[0]
+        raise LostWrite(
+            f"lost write: {label_of(bo)} page {page} was written through {mapping} after {late.name} had "
+            f"copied it away, so the write never reached {late.new!r} ({len(bo.late_writes)} such write(s)); a later "
+            "write of the same bytes hides the loss, but a reader in between saw old data (the copy must wait "
+            "for the pending writes' fences; importers must re-map after move_notify)"
+        )
     if not bad:
         return
     i = bad[0]
