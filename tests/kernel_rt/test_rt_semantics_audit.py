@@ -41,10 +41,12 @@ from dmabuf.kernel import (
     current,
     del_timer_sync,
     destroy_workqueue,
+    drain_workqueue,
     flush_work,
     flush_workqueue,
     in_atomic,
     jiffies,
+    jiffies_to_msecs,
     kref_get_unless_zero,
     kref_init,
     kref_put,
@@ -71,6 +73,7 @@ from dmabuf.kernel import (
     timer_setup,
     wait_event,
     wait_event_interruptible,
+    wait_event_timeout,
     wait_for_completion,
     wait_for_completion_interruptible,
     wait_for_completion_killable,
@@ -205,6 +208,30 @@ def test_max_active_one_does_not_serialise_a_workqueue():
     res = dmabuf.explore(body, strategy="dfs", max_executions=3000)
     assert res.failure is None, str(res.failure)
     assert 2 in overlaps
+
+
+def test_queueing_from_outside_while_draining_warns():
+    """kernel/workqueue.c (__queue_work, drain_workqueue): while a workqueue drains, only its own work
+    items may queue (chained work); queueing from elsewhere WARNs ("cannot queue ... on wq")."""
+
+    def body():
+        wq = alloc_workqueue("audit-drain", 0, 0)
+        gate = Completion()
+        a, b = WorkStruct(), WorkStruct()
+        INIT_WORK(a, lambda work: wait_for_completion(gate))
+        INIT_WORK(b, lambda work: None)
+        queue_work(wq, a)
+        outsider = dmabuf.spawn(queue_work, wq, b, name="outsider")
+        opener = dmabuf.spawn(complete, gate, name="opener")
+        drain_workqueue(wq)
+        outsider.join()
+        opener.join()
+        flush_workqueue(wq)
+        destroy_workqueue(wq)
+
+    res = dmabuf.explore(body, strategy="dfs", max_executions=3000)
+    assert res.failure is not None and res.failure.kind == "kernel-warning", str(res.failure)
+    assert "being drained" in res.failure.message
 
 
 # --------------------------------------------------------------------------------------------- timers
@@ -502,6 +529,34 @@ def test_completion_timeout_when_already_done_returns_the_whole_timeout():
 
     res = dmabuf.explore(body, strategy="dfs")
     assert res.failure is None and out == [7, 1]
+
+
+def test_timed_waits_return_the_exact_jiffies_left():
+    """kernel/sched/completion.c (wait_for_completion_timeout) and include/linux/wait.h
+    (wait_event_timeout): a wait satisfied early returns the remaining jiffies of its timeout; in virtual
+    time a wake-up 3 jiffies into a 10-jiffy wait leaves exactly 7."""
+    out: list[tuple[int, int]] = []
+
+    def body():
+        c = Completion()
+        wq = WaitQueueHead()
+        flag = [False]
+
+        def waker():
+            msleep(jiffies_to_msecs(3))
+            complete(c)
+            flag[0] = True
+            wake_up(wq)
+
+        t = dmabuf.spawn(waker, name="waker")
+        r1 = wait_for_completion_timeout(c, 10)
+        r2 = wait_event_timeout(wq, lambda: flag[0], 10)
+        t.join()
+        out.append((r1, r2))
+
+    res = dmabuf.explore(body, strategy="dfs")
+    assert res.failure is None, str(res.failure)
+    assert set(out) == {(7, 10)}  # the second wait finds its condition true at once: the whole timeout
 
 
 def test_complete_all_releases_later_waiters_until_reinit(run_on):
