@@ -15,17 +15,19 @@ from typing import Any
 import pytest
 
 import dmabuf
-from dmabuf.errors import KernelWarning
+from dmabuf.errors import KernelBug, KernelWarning
 from dmabuf.kernel import (
     EINTR,
     ERESTARTSYS,
     HZ,
+    INIT_LIST_HEAD,
     INIT_WORK,
     READ_ONCE,
     TASK_INTERRUPTIBLE,
     WRITE_ONCE,
     Completion,
     Kref,
+    ListHead,
     Mutex,
     RcuHead,
     SpinLock,
@@ -53,6 +55,11 @@ from dmabuf.kernel import (
     kthread_run,
     kthread_should_stop,
     kthread_stop,
+    list_add_tail,
+    list_del,
+    list_del_init,
+    list_empty,
+    list_for_each_entry,
     mod_timer,
     msleep,
     mutex_lock,
@@ -668,3 +675,33 @@ def test_schedule_timeout_in_atomic_or_rcu_section_warns(where, enter, leave, me
     assert message in res.failure.message
     with pytest.raises(KernelWarning, match=message):
         dmabuf.run_threads(_sleep_in(enter, leave))
+
+
+# --------------------------------------------------------------------------------------------- lists
+
+
+def test_list_del_init_is_idempotent_but_list_del_is_not():
+    """include/linux/list.h with lib/list_debug.c (__list_del_entry_valid_or_report): a node unlinked with
+    list_del_init points to itself, so list_empty() on it is true and unlinking it again is valid (the
+    "if (!list_empty(&x->node)) list_del_init(&x->node)" idiom and its unconditional form both work);
+    after list_del the node is poisoned and a second unlink is a BUG."""
+
+    class Item:
+        def __init__(self) -> None:
+            self.node = ListHead()
+            INIT_LIST_HEAD(self.node)
+
+    head = ListHead()
+    INIT_LIST_HEAD(head)
+    a, b = Item(), Item()
+    list_add_tail(a.node, head)
+    list_add_tail(b.node, head)
+    list_del_init(a.node)
+    assert list_empty(a.node) is True
+    list_del_init(a.node)  # no BUG: a self-linked node unlinks cleanly
+    assert list_empty(a.node) is True
+    assert [x.node for x in list_for_each_entry(head, Item, "node")] == [b.node]
+    list_del(b.node)
+    assert list_empty(head) is True
+    with pytest.raises(KernelBug, match="LIST_POISON"):
+        list_del(b.node)
