@@ -531,6 +531,13 @@ def _build_failure(
                 rt.lockdep_graph = None  # type: ignore[attr-defined]
                 replayed, rep = _run_replay(rt, body, original)
                 replayed = _effective(replayed)
+        if not self_contained:
+            note = (
+                "Not self-contained: the lock order this execution contradicts was recorded by an earlier "
+                "execution of the same search (lock-order classes persist across executions, as in lockdep), "
+                "so dmabuf.replay(body, schedule) alone runs it without the warning, and it was not shrunk. "
+                "To replay it, make one execution take both orders."
+            )
         f = _to_failure(rt, replayed, rep)
         f.shrink_note = note
         return f
