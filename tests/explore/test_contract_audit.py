@@ -563,3 +563,18 @@ def test_a_lock_order_learnt_in_an_earlier_execution_replays() -> None:
     f = _failure(_orders_by_choice)
     again = dmabuf.replay(_orders_by_choice, f.schedule)
     assert again is not None and again.kind == "kernel-warning"
+
+
+def test_a_stored_failure_outside_the_preemption_bound_is_not_reported(tmp_path: Any) -> None:
+    """explorer-api.md ``preemption_bound=None,  # int or None`` with docs/explorer.md's failure database
+    ("replayed first by the next run"): a stored 1-preemption failure is not the answer of a search bounded
+    to 0 preemptions (it was returned without searching); the entry is kept for unbounded runs."""
+    first = dmabuf.explore(lost_update_after_choice, database=tmp_path)
+    assert first.failure is not None and first.failure.preemptions == 1
+    database._WRITTEN.clear()  # what a fresh process sees
+    bounded = dmabuf.explore(lost_update_after_choice, database=tmp_path, preemption_bound=0)
+    assert bounded.ok and bounded.failure is None
+    assert any("kept, not reported" in n for n in bounded.notes), bounded.notes
+    assert list(tmp_path.glob("*/*.json"))
+    unbounded = dmabuf.explore(lost_update_after_choice, database=tmp_path)
+    assert unbounded.stats.get("from_database") is True

@@ -127,7 +127,7 @@ def explore(
     if db is not None:
         activate(rt)
         try:
-            found = _replay_stored(rt, body, db, key, notes)
+            found = _replay_stored(rt, body, db, key, notes, preemption_bound)
         finally:
             deactivate(rt)
         if found is not None:
@@ -351,7 +351,12 @@ def _class_hash(log: list[tuple[int, Any, str]]) -> int:
 
 
 def _replay_stored(
-    rt: ControlledRuntime, body: Callable[[], Any], db: FailureDatabase, key: str, notes: list[str]
+    rt: ControlledRuntime,
+    body: Callable[[], Any],
+    db: FailureDatabase,
+    key: str,
+    notes: list[str],
+    preemption_bound: int | None = None,
 ) -> Failure | None:
     for path, kind, schedule in db.load(key):
         try:
@@ -362,6 +367,13 @@ def _replay_stored(
         rt.lockdep_graph = None  # type: ignore[attr-defined]
         outcome, rep = _run_replay(rt, body, entries)
         outcome = _effective(outcome)
+        if outcome.kind == kind and preemption_bound is not None and rt.preemptions > preemption_bound:
+            # a real failure, but outside the bounds this search was asked for: keep it for unbounded runs
+            notes.append(
+                f"stored failure {path.name} needs {rt.preemptions} preemptions, more than preemption_bound="
+                f"{preemption_bound}: kept, not reported"
+            )
+            continue
         if outcome.kind == kind:
             f = _to_failure(rt, outcome, rep)
             f.shrink_note = f"Replayed from the failure database ({path})."
