@@ -578,3 +578,14 @@ def test_a_stored_failure_outside_the_preemption_bound_is_not_reported(tmp_path:
     assert list(tmp_path.glob("*/*.json"))
     unbounded = dmabuf.explore(lost_update_after_choice, database=tmp_path)
     assert unbounded.stats.get("from_database") is True
+
+
+# --------------------------------------------------------------------------------------- run_threads
+@pytest.mark.parametrize("bad", [-1, 0, "5", float("nan"), True])
+def test_run_threads_rejects_a_bad_timeout(bad: Any) -> None:
+    """explorer-api.md ``dmabuf.run_threads(body)  # ... raises on failure`` and docs/explorer.md's bad-input
+    promise: a timeout that is not a positive number is a typed error, not a TimeoutError claiming tasks
+    were "still running after -1 s", a bare TypeError, or (NaN) no limit at all."""
+    with pytest.raises(InvalidArgument, match="timeout must be a positive number"):
+        dmabuf.run_threads(lambda: 3, timeout=bad)
+    assert dmabuf.run_threads(lambda: 3, timeout=5) == 3

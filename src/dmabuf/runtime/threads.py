@@ -48,6 +48,12 @@ class ThreadRuntime(Runtime):
     kind = "threads"
 
     def __init__(self, seed: int = 0, jitter: bool = False, timeout: float | None = None) -> None:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        ):
+            raise InvalidArgument(
+                f"run_threads: timeout must be a positive number of seconds or None (no limit), got {timeout!r}"
+            )
         self._lock = threading.Lock()
         self._local = threading.local()
         self._rng = random.Random(seed)
