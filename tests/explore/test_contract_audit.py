@@ -589,3 +589,18 @@ def test_run_threads_rejects_a_bad_timeout(bad: Any) -> None:
     with pytest.raises(InvalidArgument, match="timeout must be a positive number"):
         dmabuf.run_threads(lambda: 3, timeout=bad)
     assert dmabuf.run_threads(lambda: 3, timeout=5) == 3
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "dpor"])
+def test_resume_with_other_bounds_starts_afresh_and_skips_nothing(tmp_path: Any, strategy: str) -> None:
+    """docs/explorer.md, Resume: "``resume=True`` continues from it (... nothing is skipped)": a frontier
+    saved by a search with ``preemption_bound=1`` is not a frontier of the unbounded search; resuming with
+    other bounds must start afresh (and say so) and cover every execution."""
+    full = dmabuf.explore(_three_by_two, strategy=strategy, database=None, probes=False).executions
+    _interrupt.update(runs=0, at=3)
+    first = dmabuf.explore(_interruptible, strategy=strategy, preemption_bound=1, database=tmp_path)
+    assert first.stats.get("interrupted") and list(tmp_path.glob("*/frontier.json"))
+    _interrupt.update(runs=0, at=-1)
+    res = dmabuf.explore(_interruptible, strategy=strategy, database=tmp_path, resume=True, probes=False)
+    assert res.complete and res.executions == full == 90
+    assert any("starting afresh" in n for n in res.notes), res.notes
