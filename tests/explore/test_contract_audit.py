@@ -604,3 +604,31 @@ def test_resume_with_other_bounds_starts_afresh_and_skips_nothing(tmp_path: Any,
     res = dmabuf.explore(_interruptible, strategy=strategy, database=tmp_path, resume=True, probes=False)
     assert res.complete and res.executions == full == 90
     assert any("starting afresh" in n for n in res.notes), res.notes
+
+
+_calls = {"n": 0}
+
+
+def _odd_and_even() -> None:
+    """Every other call does a different operation: state kept between executions."""
+    _calls["n"] += 1
+    op = "odd" if _calls["n"] % 2 else "even"
+
+    def w() -> None:
+        for _ in range(2):
+            rt().point(op, "x", WRITE)
+
+    ts = [dmabuf.spawn(w) for _ in range(3)]
+    for t in ts:
+        t.join()
+
+
+def test_workers_nondeterminism_has_a_message() -> None:
+    """explorer-api.md: ``failure.kind  # ... "nondeterminism"`` and ``failure.message  # one paragraph a
+    person can act on``: a nondeterminism found by a worker process came back with an empty message (the
+    workers report only the kind)."""
+    _calls["n"] = 0
+    res = dmabuf.explore(_odd_and_even, strategy="dfs", workers=2, database=None)
+    f = res.failure
+    assert f is not None and f.kind == "nondeterminism"
+    assert f.message.startswith("nondeterminism:") and "dmabuf.choose()" in f.message

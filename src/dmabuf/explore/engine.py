@@ -513,6 +513,18 @@ def _build_failure(
                 graph.replaying = False
             replayed = _effective(replayed)
         if outcome.kind == "nondeterminism":
+            if not outcome.message:  # a worker process (workers=N) reports only the kind
+                outcome = Outcome(
+                    "nondeterminism",
+                    replayed.message
+                    if replayed.kind == "nondeterminism"
+                    else "nondeterminism: a worker process ran this schedule twice and got two different "
+                    "executions. The body depends on something the runtime does not control (random, "
+                    "wall-clock time, state kept between executions): derive it from dmabuf.choose() or "
+                    "create it inside the body.",
+                    outcome.task,
+                    outcome.exception,
+                )
             f = _to_failure(rt, outcome, rep)
             f.schedule = encode(entries)
             return f
