@@ -84,7 +84,8 @@ def explore(
         resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C).
         progress: live progress bar (``None``: only when stderr is a terminal).
         probes: interleave probe executions with an exhaustive search (one after every 4 of its
-            executions; every 8 after 1,000 and every 16 after 10,000), alternating a seeded random walk (finds bugs deep in a large space, reorder_N) and a
+            executions; every 8 after 1,000 and every 16 after 10,000), alternating a seeded random walk (within
+            preemption_bound; finds bugs deep in a large space, reorder_N) and a
             preemption-bounded DPOR sub-search with bounds 1, 2, 3 in turn (finds few-preemption bugs that the
             unbounded search, which starts deep, reaches late). The search itself stays exhaustive. ``None``:
             on for ``dpor``. Probes are not counted in ``result.executions`` (the exhaustive search's
