@@ -161,8 +161,10 @@ def _table(scns: list[Any], pols: list[str], verdicts: list[Any], bud: Any) -> N
     for p, d, u, sf in _summary(verdicts, pols):
         console.print(f"  {p:<22} {d} driver dut{'y' if d == 1 else 'ies'}, {u} unsafe, {sf} safe")
     console.print(f"[dim]Searches: {bud.describe()}. 'safe by design': the naive driver is clean and the "
-                  "search complete within that bound; 'driver duty': the naive driver fails and the careful one "
-                  "is clean. Counterexamples: dmabuf check --explain ID --policy NAME.[/]")
+                  "bounded DPOR search finished (it drops reorderings that need more preemptions than the bound, "
+                  "so this is strong evidence, not a proof: see docs/explorer.md); 'driver duty': the naive "
+                  "driver fails and the careful one is clean. Counterexamples: dmabuf check --explain ID "
+                  "--policy NAME.[/]")
 
 
 def _explain(scn: Any, v: Any, as_json: bool) -> None:

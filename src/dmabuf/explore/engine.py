@@ -18,6 +18,7 @@ from .schedule import Entry, decode, encode
 from .shrink import shrink
 from .strategies import DFS, PathStrategy, ReplayStrategy
 from .strategies.base import check_positive_int
+from .strategies.dpor import bound_skipped_note
 
 __all__ = ["STRATEGIES", "explore", "replay"]
 
@@ -192,6 +193,8 @@ def explore(
     finally:
         deactivate(rt)
     stats: dict[str, Any] = dict(getattr(strat, "stats", {}))
+    if stats.get("bound_skipped"):
+        notes.append(bound_skipped_note(preemption_bound))
     stats.update(run.coverage())
     graph = getattr(rt, "lockdep_graph", None)
     if graph is not None:

@@ -32,6 +32,10 @@ from ..runtime.controlled import ControlledRuntime, Outcome
 from .database import FailureDatabase, body_key
 from .failure import ExploreResult
 from .schedule import Entry
+from .strategies.dpor import bound_skipped_note
+
+#: suffix of a unit's result kind: its bounded DPOR search dropped a reversal for the bound (not complete)
+PARTIAL = "+partial"
 
 __all__ = ["explore_parallel"]
 
@@ -157,7 +161,10 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
                 break
     finally:
         deactivate(rt)
-    return executions, lockdep, "lockdep" if lockdep is not None else "ok"
+    kind = "lockdep" if lockdep is not None else "ok"
+    if getattr(strat, "stats", {}).get("bound_skipped"):
+        kind += PARTIAL  # bounded DPOR dropped a reversal: the unit's subtree is not covered for the bound
+    return executions, lockdep, kind
 
 
 def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
@@ -210,9 +217,10 @@ def _check_alive(procs: list[Any]) -> None:
 
 def _run_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
-) -> tuple[int, tuple[list[Entry], str] | None, bool]:
+) -> tuple[int, tuple[list[Entry], str] | None, bool, bool]:
     """Fork the workers (they inherit ``_JOB``), collect results, stop early on a failure or a budget, and
-    kill whatever still runs. Returns (executions, failure, stopped early); a lock-order report (lockdep)
+    kill whatever still runs. Returns (executions, failure, stopped early, some unit's bounded DPOR dropped a
+    reversal for the bound); a lock-order report (lockdep)
     is the failure only if no worker found a real one."""
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("i", 0)
@@ -225,6 +233,7 @@ def _run_workers(
     failed: tuple[list[Entry], str] | None = None
     lockdep: list[Entry] | None = None
     stopped = False
+    partial = False
     try:
         for p in procs:
             p.start()
@@ -240,6 +249,9 @@ def _run_workers(
                 continue
             n, entries, kind = r
             executions += n
+            if kind.endswith(PARTIAL):
+                partial = True
+                kind = kind[: -len(PARTIAL)]
             if entries is not None and kind in ("lockdep", "stopped"):
                 if lockdep is None:
                     lockdep = [Entry(*e) for e in entries]
@@ -261,7 +273,7 @@ def _run_workers(
         _JOB.clear()
     if failed is None and lockdep is not None:
         failed = (lockdep, "lockdep")
-    return executions, failed, stopped
+    return executions, failed, stopped, partial
 
 
 def explore_parallel(
@@ -285,6 +297,7 @@ def explore_parallel(
     failed: tuple[list[Entry], str] | None = None
     executions = 0
     complete = False
+    partial = False
     if exhaustive:
         units, failed, executions = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
         work: list[Any] = [[list(e) for e in u] for u in units]
@@ -305,10 +318,10 @@ def explore_parallel(
             work=work,
             fn=fn,
         )
-        executions, failed, stopped = _run_workers(workers, max_executions, time_budget, t0)
+        executions, failed, stopped, partial = _run_workers(workers, max_executions, time_budget, t0)
         complete = exhaustive and not stopped
     failure = None
-    notes: list[str] = []
+    notes: list[str] = [bound_skipped_note(bound)] if partial else []
     if failed is not None:
         from .engine import _build_failure, _make_strategy
 

@@ -58,7 +58,18 @@ from ..schedule import Entry
 from .dpor_events import NO_SLEEP, Ev, Node, Node1, conflict
 from .dpor_races import RaceAnalysis
 
-__all__ = ["DPOR"]
+__all__ = ["DPOR", "bound_skipped_note"]
+
+
+def bound_skipped_note(bound: int | None) -> str:
+    """The note of a bounded DPOR search that dropped a reversal for the bound (so it is not complete)."""
+    return (
+        f"dpor with preemption_bound={bound} skipped reversals that need more preemptions than the bound "
+        "(stats['bound_skipped']), and a schedule within the bound equivalent to a skipped one may not have "
+        "run: 'complete' means the bounded "
+        "search finished, not that every schedule within the bound ran. For that, use strategy='dfs' with "
+        "the bound, or dpor without one"
+    )
 
 
 class DPOR(RaceAnalysis):
@@ -74,7 +85,7 @@ class DPOR(RaceAnalysis):
         self.pos = 0
         self.events: list[Ev] = []
         self.sleep: set[int] | frozenset[int] = NO_SLEEP
-        self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "races": 0}
+        self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "bound_skipped": 0, "races": 0}
         self._pruned = False
         #: decisions the first real branches must take (a work unit of a parallel search)
         self.forced: list[Entry] = []

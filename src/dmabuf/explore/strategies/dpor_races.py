@@ -177,9 +177,15 @@ class RaceAnalysis:
         initials = subst
         if any(p in node.backtrack or p in node.sleep for p in initials):
             return
+        bounded = False
         for p in initials:
             if p in node.tids:
                 if self.bound is not None and node.cur >= 0 and p != node.cur and node.pre + 1 > self.bound:
+                    bounded = True
                     continue
                 node.backtrack.add(p)
                 return
+        if bounded:
+            # the reversal needs a preemption the bound does not allow. A trace equivalent to it may still be
+            # within the bound (its representative here just preempts more): counted, and said in the notes
+            self.stats["bound_skipped"] += 1
