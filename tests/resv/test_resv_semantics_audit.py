@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_resv import entries, fence, resv
 
 from dmabuf.errors import KernelBug
 from dmabuf.kernel import (
@@ -20,10 +21,8 @@ from dmabuf.kernel import (
     DmaFenceOps,
     DmaResv,
     DmaResvIter,
-    SpinLock,
     current,
     dma_fence_context_alloc,
-    dma_fence_init,
     dma_fence_is_array,
     dma_fence_is_signaled,
     dma_fence_put,
@@ -35,7 +34,6 @@ from dmabuf.kernel import (
     dma_resv_for_each_fence_unlocked,
     dma_resv_get_fences,
     dma_resv_get_singleton,
-    dma_resv_init,
     dma_resv_iter_begin,
     dma_resv_iter_end,
     dma_resv_iter_usage,
@@ -48,25 +46,6 @@ from dmabuf.kernel import (
     send_sig,
 )
 from dmabuf.resv import Usage
-
-OPS = DmaFenceOps(get_driver_name=lambda f: "audit", get_timeline_name=lambda f: "audit")
-
-
-def fence(context: int | None = None, seqno: int = 1) -> DmaFence:
-    f = DmaFence()
-    ctx = dma_fence_context_alloc(1) if context is None else context
-    dma_fence_init(f, OPS, SpinLock(lock_class="resv_audit.fence_lock"), ctx, seqno)
-    return f
-
-
-def resv() -> DmaResv:
-    obj = DmaResv()
-    dma_resv_init(obj)
-    return obj
-
-
-def entries(obj: DmaResv) -> list[tuple[DmaFence, Usage]]:
-    return list(obj.fences.table) if obj.fences is not None else []
 
 
 def one_fence_per_usage(obj: DmaResv) -> dict[Usage, DmaFence]:
@@ -282,8 +261,7 @@ def test_unlocked_queries_poll_ops_signaled(run_on: Any) -> None:
         ops = DmaFenceOps(
             get_driver_name=lambda f: "a", get_timeline_name=lambda f: "a", signaled=lambda f: done[0]
         )
-        f = DmaFence()
-        dma_fence_init(f, ops, SpinLock(lock_class="resv_audit.fence_lock"), dma_fence_context_alloc(1), 1)
+        f = fence(ops=ops)
         obj = resv()
         assert dma_resv_lock(obj, None) == 0
         assert dma_resv_reserve_fences(obj, 1) == 0
