@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from _scenario import DYN, INIT
+
 import dmabuf
 from dmabuf.buf import DmaBufAttachOps, check_all
 from dmabuf.buf.attach import dma_buf_pin, dma_buf_unpin
@@ -30,9 +32,6 @@ from dmabuf.resv import Usage
 from dmabuf.runtime import label_of
 from dmabuf.scenarios.base import make_fence
 
-INIT = bytes([1, 2, 3, 4])
-DYN = b"DDDD"
-
 
 def _lru(dev: TtmDevice, dom: str) -> list[str]:
     return [str(label_of(b)) for b in dev.man[dom].lru]
@@ -40,6 +39,23 @@ def _lru(dev: TtmDevice, dom: str) -> list[str]:
 
 def _explore(body: Any, **kw: Any) -> dmabuf.ExploreResult:
     return dmabuf.explore(body, database=None, **kw)
+
+
+def _run_threads_then_explore(body: Any, *, preemption_bound: int) -> None:
+    """Run ``body`` on real threads, then explore it: every schedule within the bound must pass."""
+    dmabuf.run_threads(body, timeout=60)
+    res = _explore(body, preemption_bound=preemption_bound)
+    assert res.ok and res.complete, res.failure
+
+
+def _assert_finding(res: dmabuf.ExploreResult, exc: type[Exception], parts: tuple[str, ...]) -> None:
+    """The exploration failed with an ``exc`` raised in a body whose message names every one of ``parts``."""
+    f = res.failure
+    assert f is not None and f.kind == "exception", f
+    assert isinstance(f.exception, exc), f
+    msg = str(f.exception)
+    for part in parts:
+        assert part in msg, (part, msg)
 
 
 # ------------------------------------------------------------------ exporter: pinning
@@ -84,9 +100,7 @@ def test_static_import_pins_the_bo_and_blocks_its_eviction_until_detach() -> Non
         check_all()
         assert x.bo.contents() == INIT
 
-    dmabuf.run_threads(body, timeout=60)
-    res = _explore(body, preemption_bound=1)
-    assert res.ok and res.complete, res.failure
+    _run_threads_then_explore(body, preemption_bound=1)
 
 
 def test_dynamic_importer_pin_blocks_eviction_and_move_notify() -> None:
@@ -127,9 +141,7 @@ def test_dynamic_importer_pin_blocks_eviction_and_move_notify() -> None:
         check_all()
         assert x.bo.contents() == DYN
 
-    dmabuf.run_threads(body, timeout=60)
-    res = _explore(body, preemption_bound=2)
-    assert res.ok and res.complete, res.failure
+    _run_threads_then_explore(body, preemption_bound=2)
 
 
 # ------------------------------------------------------------------ exporter: pipelined move, move_notify
@@ -191,9 +203,7 @@ def test_eviction_copy_waits_for_busy_fences_and_notifies_before_the_old_pages_a
         dev.fini()
         check_all()
 
-    dmabuf.run_threads(body, timeout=60)
-    res = _explore(body, preemption_bound=2)
-    assert res.ok and res.complete, res.failure
+    _run_threads_then_explore(body, preemption_bound=2)
 
 
 def test_move_out_of_system_of_a_mapped_export_notifies_the_importer() -> None:
@@ -221,9 +231,7 @@ def test_move_out_of_system_of_a_mapped_export_notifies_the_importer() -> None:
         check_all()
         assert x.bo is not None and x.bo.contents() == DYN
 
-    dmabuf.run_threads(body, timeout=60)
-    res = _explore(body, preemption_bound=2)
-    assert res.ok and res.complete, res.failure
+    _run_threads_then_explore(body, preemption_bound=2)
 
 
 # ------------------------------------------------------------------ importer: in-flight DMA, re-map
@@ -374,12 +382,11 @@ def test_oracle_catches_an_importer_dmaing_through_a_stale_mapping() -> None:
     pages to Y: the oracle reports a stale mapping naming the buffer, the move and the new owner."""
     res = _explore(_broken_importer_body(_IgnoresMoveNotify, evict_for_space=True), preemption_bound=2,
                    max_executions=2000)
-    f = res.failure
-    assert f is not None and f.kind == "exception", f
-    assert isinstance(f.exception, StaleMapping), f
-    msg = str(f.exception)
-    for part in ("of X through sgt", "X@VRAM/gen0", "move#1(X VRAM->GTT)", "now belongs to Y@VRAM"):
-        assert part in msg, (part, msg)
+    _assert_finding(
+        res,
+        StaleMapping,
+        ("of X through sgt", "X@VRAM/gen0", "move#1(X VRAM->GTT)", "now belongs to Y@VRAM"),
+    )
 
 
 def test_oracle_stays_silent_on_the_correct_importer_in_the_same_scenarios() -> None:
@@ -397,12 +404,11 @@ def test_oracle_catches_an_importer_that_loses_bytes() -> None:
     byte lost" check names the byte, the writer, the mapping and the move that lost it."""
     res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False), preemption_bound=2,
                    max_executions=3000)
-    f = res.failure
-    assert f is not None and f.kind == "exception", f
-    assert isinstance(f.exception, LostWrite), f
-    msg = str(f.exception)
-    for part in ("lost write: X byte 0", "0x44", "X@VRAM/gen0", "move#1(X VRAM->GTT)", "the copy must wait"):
-        assert part in msg, (part, msg)
+    _assert_finding(
+        res,
+        LostWrite,
+        ("lost write: X byte 0", "0x44", "X@VRAM/gen0", "move#1(X VRAM->GTT)", "the copy must wait"),
+    )
 
 
 def _stale_read_body(cls: type[GpuImporter]) -> Any:
@@ -447,12 +453,11 @@ def test_oracle_catches_a_stale_read_through_a_kept_old_placement() -> None:
     silent: only freed pages and unmapped mappings were checked); the correct importer re-maps and reads
     DYN (``dma_buf_attach_ops.move_notify``: "all mappings should be destroyed and re-created")."""
     res = _explore(_stale_read_body(_IgnoresMoveNotify), preemption_bound=1)
-    f = res.failure
-    assert f is not None and f.kind == "exception", f
-    assert isinstance(f.exception, StaleMapping), f
-    msg = str(f.exception)
-    for part in ("stale mapping: read of X through sgt", "X@VRAM/gen0", "after move#1(X VRAM->GTT) had copied it"):
-        assert part in msg, (part, msg)
+    _assert_finding(
+        res,
+        StaleMapping,
+        ("stale mapping: read of X through sgt", "X@VRAM/gen0", "after move#1(X VRAM->GTT) had copied it"),
+    )
     ok = _explore(_stale_read_body(GpuImporter), preemption_bound=1)
     assert ok.ok and ok.complete, ok.failure
 
@@ -464,10 +469,13 @@ def test_oracle_catches_a_lost_write_that_a_later_write_hides() -> None:
     ``check_all`` compared only the final content and passed)."""
     res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False, final_write=True),
                    preemption_bound=2, max_executions=3000)
-    f = res.failure
-    assert f is not None and f.kind == "exception", f
-    assert isinstance(f.exception, LostWrite), f
-    msg = str(f.exception)
-    for part in ("lost write: X page 0", "sgt1(X@VRAM/gen0)", "after move#1(X VRAM->GTT) had copied it away",
-                 "never reached X@GTT/gen1"):
-        assert part in msg, (part, msg)
+    _assert_finding(
+        res,
+        LostWrite,
+        (
+            "lost write: X page 0",
+            "sgt1(X@VRAM/gen0)",
+            "after move#1(X VRAM->GTT) had copied it away",
+            "never reached X@GTT/gen1",
+        ),
+    )
