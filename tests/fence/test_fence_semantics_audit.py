@@ -17,6 +17,7 @@ from dmabuf.kernel import (
     ERESTARTSYS,
     ETIME,
     DmaFence,
+    DmaFenceChain,
     DmaFenceOps,
     DmaFenceUnwrap,
     current,
@@ -54,6 +55,13 @@ _SIGNALED = 1 << DMA_FENCE_FLAG_SIGNALED_BIT
 
 def _ops(**kw: Any) -> DmaFenceOps:
     return DmaFenceOps(get_driver_name=lambda f: "audit", get_timeline_name=lambda f: "audit", **kw)
+
+
+def _chain(prev: DmaFence | None, fence: DmaFence, seqno: int) -> DmaFenceChain:
+    """A new chain node after ``prev`` (None: the first node) for ``fence``; it takes a reference to each."""
+    c = dma_fence_chain_alloc()
+    dma_fence_chain_init(c, None if prev is None else dma_fence_get(prev), dma_fence_get(fence), seqno)
+    return c
 
 
 class LogCb(DmaFenceCb):
@@ -369,8 +377,7 @@ def test_chain_after_plain_fence_keeps_its_seqno(run_on: Any) -> None:
     def body() -> None:
         plain = make_fence(seqno=10)
         f = make_fence()
-        c = dma_fence_chain_alloc()
-        dma_fence_chain_init(c, dma_fence_get(plain), dma_fence_get(f), 3)
+        c = _chain(plain, f, 3)
         node = to_dma_fence_chain(c)
         assert node is not None
         assert c.seqno == 3 and node.prev_seqno == 0 and c.context != plain.context
@@ -388,10 +395,8 @@ def test_chain_lower_seqno_after_chain_starts_new_context_at_max(run_on: Any) ->
 
     def body() -> None:
         f1, f2 = make_fence(), make_fence()
-        c1 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c1, None, dma_fence_get(f1), 5)
-        c2 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c2, dma_fence_get(c1), dma_fence_get(f2), 3)
+        c1 = _chain(None, f1, 5)
+        c2 = _chain(c1, f2, 3)
         node = to_dma_fence_chain(c2)
         assert node is not None
         assert c2.context != c1.context and c2.seqno == 5 and node.prev_seqno == 0
@@ -409,10 +414,8 @@ def test_chain_node_signals_only_after_every_earlier_fence(run_on: Any) -> None:
 
     def body() -> None:
         f1, f2 = make_fence(), make_fence()
-        c1 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c1, None, dma_fence_get(f1), 1)
-        c2 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c2, dma_fence_get(c1), dma_fence_get(f2), 2)
+        c1 = _chain(None, f1, 1)
+        c2 = _chain(c1, f2, 2)
         dma_fence_signal(f2)
         assert not dma_fence_is_signaled(c2)
         log: list[Any] = []
@@ -485,8 +488,7 @@ def test_array_and_chain_names_and_member_references(run_on: Any) -> None:
             "dma_fence_array",
             "unbound",
         )
-        c = dma_fence_chain_alloc()
-        dma_fence_chain_init(c, None, dma_fence_get(a), 1)
+        c = _chain(None, a, 1)
         assert c.ops is not None and c.ops.get_driver_name is not None and c.ops.get_timeline_name is not None
         assert (c.ops.get_driver_name(c), c.ops.get_timeline_name(c)) == ("dma_fence_chain", "unbound")
         assert kref_read(a.refcount) == 3 and kref_read(b.refcount) == 2
@@ -514,10 +516,8 @@ def test_containers_forward_deadlines(run_on: Any) -> None:
         dma_fence_set_deadline(arr, 11)
         assert got == [(a, 11), (b, 11)]
         got.clear()
-        c1 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c1, None, dma_fence_get(a), 1)
-        c2 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c2, dma_fence_get(c1), dma_fence_get(b), 2)
+        c1 = _chain(None, a, 1)
+        c2 = _chain(c1, b, 2)
         dma_fence_set_deadline(c2, 22)
         assert sorted(id(f) for f, _ in got) == sorted(id(f) for f in (a, b)) and {d for _, d in got} == {22}
         got.clear()
@@ -537,10 +537,8 @@ def test_chain_compares_seqnos_on_64_bits(run_on: Any) -> None:
 
     def body() -> None:
         f1, f2 = make_fence(), make_fence()
-        c1 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c1, None, dma_fence_get(f1), 1)
-        c2 = dma_fence_chain_alloc()
-        dma_fence_chain_init(c2, dma_fence_get(c1), dma_fence_get(f2), 1 << 32)
+        c1 = _chain(None, f1, 1)
+        c2 = _chain(c1, f2, 1 << 32)
         node = to_dma_fence_chain(c2)
         assert node is not None
         assert c2.context == c1.context and c2.seqno == 1 << 32 and node.prev_seqno == 1
@@ -583,8 +581,7 @@ def test_chain_walk_drops_a_signaled_plain_prev(run_on: Any) -> None:
 
     def body() -> None:
         plain, f = make_fence(), make_fence()
-        c = dma_fence_chain_alloc()
-        dma_fence_chain_init(c, dma_fence_get(plain), dma_fence_get(f), 1)
+        c = _chain(plain, f, 1)
         node = to_dma_fence_chain(c)
         assert node is not None
         assert list(dma_fence_chain_for_each(c)) == [c, plain]
