@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from test_core import _cb, _nop_ops, run
 
 import dmabuf
 from dmabuf.buf import MemoryExporter, check_all
@@ -71,10 +72,6 @@ from dmabuf.kernel import (
     set_warn_mode,
 )
 from dmabuf.scenarios.base import make_fence
-
-
-def run(body: Callable[[], Any]) -> Any:
-    return dmabuf.run_threads(body, timeout=30)
 
 
 def run_log(body: Callable[[], Any]) -> KernelWarning:
@@ -230,14 +227,10 @@ def test_export_rejects_bad_ops_with_warn_and_einval(case: str) -> None:
     """kernel-semantics 1.2: ``dma_buf_export`` WARNs and returns ``-EINVAL`` when ``ops`` is NULL, and when
     exactly one of pin/unpin is set (here: unpin only; pin only is in test_core)."""
 
-    def _cb(*a: Any) -> int:
-        return 0
-
     def info() -> DmaBufExportInfo:
         if case == "no ops":
             return DmaBufExportInfo(ops=None, size=8, priv=1)
-        ops = DmaBufOps(map_dma_buf=lambda a, d: SgTable(), unmap_dma_buf=_cb, release=_cb, unpin=_cb)
-        return DmaBufExportInfo(ops=ops, size=8, priv=1)
+        return DmaBufExportInfo(ops=_nop_ops(unpin=_cb), size=8, priv=1)
 
     with pytest.raises(KernelWarning):
         run(lambda: dma_buf_export(info()))
