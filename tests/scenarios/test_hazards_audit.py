@@ -119,6 +119,19 @@ def test_h2_handler_relocking_the_resv_is_recursion(policy: str) -> None:
 
 
 # ---------------------------------------------------------------------- H3, H5: the missed notify behind the stale map
+def _naive_stale_map(sid: str) -> Any:
+    """The naive driver's counterexample of scenario ``sid`` under importer-tracks: a stale mapping."""
+    f = _explore(get_scenario(sid).body("importer-tracks", "naive")).failure
+    assert f is not None and f.kind == "exception" and "stale mapping" in f.message
+    return f
+
+
+def _assert_replays_to(body: Callable[[], None], f: Any) -> None:
+    """``f``'s schedule, replayed on ``body``, fails the same way (kind and message)."""
+    again = dmabuf.replay(body, f.schedule)
+    assert again is not None and again.kind == f.kind and again.message == f.message
+
+
 class _H3Recording(h3.NaiveImporter):
     log: list[Any] = []
 
@@ -131,9 +144,7 @@ def test_h3_stale_map_follows_a_missed_notify() -> None:
     """design-hazards H3 steps 2-3: in the naive counterexample the exporter's move_notify found no S1 in the
     importer's tracking (nothing invalidated), and the importer then used S1: MISSED-NOTIFY -> STALE-MAP.
     Replays the shipped counterexample with a handler that only records what it saw."""
-    scn = get_scenario("H3")
-    f = _explore(scn.body("importer-tracks", "naive")).failure
-    assert f is not None and f.kind == "exception" and "stale mapping" in f.message
+    f = _naive_stale_map("H3")
 
     def run() -> None:  # the H3 body, with the recording importer
         exp, imp = attached("importer-tracks", _H3Recording)
@@ -144,8 +155,7 @@ def test_h3_stale_map_follows_a_missed_notify() -> None:
         finish(exp)
 
     _H3Recording.log = []
-    again = dmabuf.replay(run, f.schedule)
-    assert again is not None and again.kind == f.kind and again.message == f.message
+    _assert_replays_to(run, f)
     assert _H3Recording.log == [None], "the notify was not missed: the importer had recorded a mapping"
 
 
@@ -166,9 +176,7 @@ def test_h5_stale_map_follows_a_notify_before_the_callback_was_ready() -> None:
     """design-hazards H5 steps 1-3: in the naive counterexample the move's notification reached the attachment
     while its callback had no importer yet (skipped), and the importer then kept using its earlier mapping:
     MISSED-NOTIFY -> STALE-MAP."""
-    scn = get_scenario("H5")
-    f = _explore(scn.body("importer-tracks", "naive")).failure
-    assert f is not None and f.kind == "exception" and "stale mapping" in f.message
+    f = _naive_stale_map("H5")
 
     def run() -> None:  # the H5 body, with the recording importer
         exp, imp = attached("importer-tracks", _H5Recording)
@@ -181,8 +189,7 @@ def test_h5_stale_map_follows_a_notify_before_the_callback_was_ready() -> None:
         finish(exp)
 
     _H5Recording.log = []
-    again = dmabuf.replay(run, f.schedule)
-    assert again is not None and again.kind == f.kind and again.message == f.message
+    _assert_replays_to(run, f)
     assert _H5Recording.log == [None], "the notification was not dropped for want of the callback's importer"
 
 
@@ -196,8 +203,7 @@ def test_h4_pre_v2_detach_is_found_as_use_after_free(policy: str) -> None:
     r = _explore(scn.body(policy, "pre-v2"))
     assert not r.ok and r.failure.kind == "exception", r.failure
     assert "use after free" in r.failure.message and "move_notify on" in r.failure.message
-    again = dmabuf.replay(scn.body(policy, "pre-v2"), r.failure.schedule)
-    assert again is not None and again.kind == r.failure.kind and again.message == r.failure.message
+    _assert_replays_to(scn.body(policy, "pre-v2"), r.failure)
 
 
 # ---------------------------------------------------------------------- every duty cell beyond mainline
