@@ -42,6 +42,13 @@ def lost_update_after_choice() -> None:
     assert box.v == 2, "lost update"
 
 
+def _spawn_and_join(w: Any, n: int) -> None:
+    """Run ``w(k)`` for k in 0..n-1 as n tasks and join them all."""
+    ts = [dmabuf.spawn(w, k) for k in range(n)]
+    for t in ts:
+        t.join()
+
+
 def many_interleavings() -> None:
     """3 tasks x 6 writes to one object: 17,153,136 interleavings for DFS, 3 * 10^4+ DPOR traces."""
 
@@ -351,9 +358,7 @@ def test_workers_dfs_with_a_preemption_bound_cover_the_same_executions() -> None
             for i in range(3):
                 rt().point("op", f"x{k}.{i}", WRITE)
 
-        ts = [dmabuf.spawn(w, k) for k in range(3)]
-        for t in ts:
-            t.join()
+        _spawn_and_join(w, 3)
 
     one = dmabuf.explore(body, strategy="dfs", preemption_bound=1, database=None)
     two = dmabuf.explore(body, strategy="dfs", preemption_bound=1, workers=2, database=None)
@@ -369,9 +374,7 @@ def _three_by_two() -> None:
         for _ in range(2):
             rt().point("op", "x", WRITE)
 
-    ts = [dmabuf.spawn(w, k) for k in range(3)]
-    for t in ts:
-        t.join()
+    _spawn_and_join(w, 3)
 
 
 @pytest.mark.parametrize("strategy", ["dfs", "dpor", "random"])
@@ -521,9 +524,7 @@ def test_livelock_is_a_task_exceeding_the_step_bound() -> None:
             for _ in range(40):
                 rt().point("op", f"x{k}", WRITE)
 
-        ts = [dmabuf.spawn(w, k) for k in range(3)]
-        for t in ts:
-            t.join()
+        _spawn_and_join(w, 3)
 
     res = dmabuf.explore(body, strategy="dfs", preemption_bound=0, max_steps=100, database=None)
     assert res.ok, res.failure and res.failure.message
