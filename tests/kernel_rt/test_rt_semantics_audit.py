@@ -92,6 +92,25 @@ from dmabuf.kernel import (
 # --------------------------------------------------------------------------------------------- workqueues
 
 
+def _start_gated_work(wq, log: list[str], *, log_start: bool) -> tuple[WorkStruct, Completion]:
+    """Queue on ``wq`` a work whose function logs "start" (if ``log_start``), waits for the returned gate,
+    then logs "end"; return (work, gate) once the function is running."""
+    started, gate = Completion(), Completion()
+
+    def fn(work):
+        if log_start:
+            log.append("start")
+        complete(started)
+        wait_for_completion(gate)
+        log.append("end")
+
+    w = WorkStruct()
+    INIT_WORK(w, fn)
+    queue_work(wq, w)
+    wait_for_completion(started)
+    return w, gate
+
+
 def test_flush_work_after_cancelling_a_requeue_waits_for_the_running_instance(run_on):
     """kernel/workqueue.c (start_flush_work): a work that is not queued but executing is waited for (the
     flush finds the worker executing it), so flush_work returns only after the running instance returned,
@@ -99,19 +118,8 @@ def test_flush_work_after_cancelling_a_requeue_waits_for_the_running_instance(ru
 
     def body():
         wq = alloc_workqueue("audit", 0, 0)
-        started, gate = Completion(), Completion()
         log: list[str] = []
-
-        def fn(work):
-            log.append("start")
-            complete(started)
-            wait_for_completion(gate)
-            log.append("end")
-
-        w = WorkStruct()
-        INIT_WORK(w, fn)
-        queue_work(wq, w)
-        wait_for_completion(started)
+        w, gate = _start_gated_work(wq, log, log_start=True)
         assert queue_work(wq, w) is True  # PENDING was cleared when it started: a second instance
         assert cancel_work(w) is True  # ... which is cancelled again; the first still runs
         seen: list[list[str]] = []
@@ -135,18 +143,8 @@ def test_cancel_work_sync_of_running_work_waits_and_returns_false(run_on):
 
     def body():
         wq = alloc_workqueue("audit", 0, 0)
-        started, gate = Completion(), Completion()
         log: list[str] = []
-
-        def fn(work):
-            complete(started)
-            wait_for_completion(gate)
-            log.append("end")
-
-        w = WorkStruct()
-        INIT_WORK(w, fn)
-        queue_work(wq, w)
-        wait_for_completion(started)
+        w, gate = _start_gated_work(wq, log, log_start=False)
         assert work_pending(w) is False
         opener = dmabuf.spawn(complete, gate, name="opener")
         assert cancel_work_sync(w) is False
