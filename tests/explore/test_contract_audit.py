@@ -509,12 +509,6 @@ def test_bounded_dpor_says_when_it_dropped_a_reversal() -> None:
     assert full.failure is not None and full.stats["bound_skipped"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controlled.py bounds the steps of the whole execution, not of one task: three terminating "
-    "tasks of 40 steps each are a 'livelock' under max_steps=100 (explorer-api.md says 'a task that exceeds "
-    "the step bound'; explore's docstring says an execution) -- the runtime or the contract wording must change",
-)
 def test_livelock_is_a_task_exceeding_the_step_bound() -> None:
     """explorer-api.md: "... a task that exceeds the step bound ... [are] failures of the kinds named
     above": tasks that each stay well within ``max_steps`` and finish are not a livelock."""
@@ -528,6 +522,34 @@ def test_livelock_is_a_task_exceeding_the_step_bound() -> None:
 
     res = dmabuf.explore(body, strategy="dfs", preemption_bound=0, max_steps=100, database=None)
     assert res.ok, res.failure and res.failure.message
+
+
+def test_livelock_names_the_task_over_the_bound_and_the_execution_has_a_total_bound() -> None:
+    """explorer-api.md: "a task that exceeds the step bound" is a livelock: the message names that task.
+    An execution whose tasks each stay within ``max_steps`` but take more than 8 x ``max_steps`` steps in
+    all is a livelock too (the backstop for tasks that keep spawning tasks)."""
+
+    def spinner() -> None:
+        def spin() -> None:
+            while True:
+                rt().point("op", "x", WRITE)
+
+        dmabuf.spawn(spin, name="spinner").join()
+
+    f = dmabuf.explore(spinner, strategy="dfs", max_steps=30, database=None).failure
+    assert f is not None and f.kind == "livelock"
+    assert "task 'spinner' exceeded its bound of 30 scheduling steps" in f.message, f.message
+
+    def many() -> None:
+        def w(k: int) -> None:
+            for _ in range(9):
+                rt().point("op", f"x{k}", WRITE)
+
+        _spawn_and_join(w, 10)  # 90 steps, each task 9 <= 10, but 90 > 8 x 10
+
+    f = dmabuf.explore(many, strategy="dfs", preemption_bound=0, max_steps=10, database=None).failure
+    assert f is not None and f.kind == "livelock"
+    assert "bound of 80 scheduling steps in all" in f.message, f.message
 
 
 # ------------------------------------------------------------------------------------ failure database

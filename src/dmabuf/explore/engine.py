@@ -77,7 +77,8 @@ def explore(
         time_budget: stop after this many seconds (checked between executions).
         seed: seed of the random strategies.
         workers: local worker processes (1: in this process).
-        max_steps: scheduling steps after which an execution is reported as a livelock.
+        max_steps: scheduling steps one task may take in an execution before it is reported as a livelock
+            (an execution of more than 8 x ``max_steps`` steps in all is one too).
         depth: PCT bug depth (``pct`` only).
         shrink: minimise the failure before returning it (fewer preemptions, steps, tasks, data values).
         database: where failing schedules are stored and replayed first next time: ``True`` (default:

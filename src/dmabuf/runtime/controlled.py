@@ -41,8 +41,12 @@ from ._trace import TraceEvent
 
 __all__ = ["Abort", "ControlledRuntime", "Decider", "Outcome"]
 
-#: Default bound on scheduling steps of one execution before it is reported as a livelock.
+#: Default bound on the scheduling steps one task may take in an execution before it is reported as a
+#: livelock (explorer-api.md: "a task that exceeds the step bound").
 DEFAULT_MAX_STEPS = 20_000
+#: An execution of more than this many times ``max_steps`` steps in all is a livelock too, whatever each
+#: task took (many tasks that never finish, or tasks that keep spawning tasks).
+TOTAL_STEPS_FACTOR = 8
 
 
 class Decider(Protocol):
@@ -97,7 +101,7 @@ _task_init = Task.__init__
 
 
 class _CTask(Task):
-    __slots__ = ("advancer", "at_point", "g")
+    __slots__ = ("advancer", "at_point", "g", "nsteps")
 
     def __init__(
         self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...], daemon: bool, detached: bool
@@ -105,6 +109,7 @@ class _CTask(Task):
         # explicit arguments and a direct call instead of super().__init__(*a): 0.14 us less per task
         _task_init(self, tid, name, fn, args, daemon, detached)
         self.g: Any = None
+        self.nsteps = 0  # scheduling steps this task took (the livelock bound is per task)
         self.at_point = False
         self.advancer: tuple[Any, Task] | None = None
 
@@ -117,7 +122,10 @@ class ControlledRuntime(Runtime):
 
     def __init__(self, decider: Decider, max_steps: int = DEFAULT_MAX_STEPS) -> None:
         self.decider = decider
+        #: scheduling steps one task may take in an execution before it is reported as a livelock
         self.max_steps = max_steps
+        #: steps of the whole execution before it is a livelock (many tasks, or tasks spawning tasks forever)
+        self.max_total_steps = max_steps * TOTAL_STEPS_FACTOR
         self.tracing = False
         self._pool: list[Any] = []
         self.hub: Any = None
@@ -286,8 +294,9 @@ class ControlledRuntime(Runtime):
                 if local is None:
                     break
                 self.steps += 1
-                if self.steps > self.max_steps:
-                    return self.hub.switch(self._livelock_outcome())
+                local.nsteps += 1
+                if local.nsteps > self.max_steps or self.steps > self.max_total_steps:
+                    return self.hub.switch(self._livelock_outcome(local))
                 if self._observe:
                     self.decider.on_local(self, local)  # type: ignore[attr-defined]
                 if local is cur:
@@ -336,8 +345,10 @@ class ControlledRuntime(Runtime):
                     self._ev(nxt, "preempt", None, "", f"preempts {cur.name}")
         steps = self.steps + 1
         self.steps = steps
-        if steps > self.max_steps:
-            return self.hub.switch(self._livelock_outcome())
+        n = nxt.nsteps + 1
+        nxt.nsteps = n
+        if n > self.max_steps or steps > self.max_total_steps:
+            return self.hub.switch(self._livelock_outcome(nxt))
         if self.step_log is not None:
             self.step_log.append((nxt.id, nxt.obj, nxt.access))
         if self.tracing:
@@ -523,12 +534,23 @@ class ControlledRuntime(Runtime):
         o.extra["cycle"] = [t.name for t in cycle]
         return o
 
-    def _livelock_outcome(self) -> Outcome:
+    def _livelock_outcome(self, t: _CTask) -> Outcome:
+        if t.nsteps > self.max_steps:
+            what = (
+                f"task {t.name!r} exceeded its bound of {self.max_steps} scheduling steps in one execution "
+                "without finishing"
+            )
+        else:
+            what = (
+                f"the execution exceeded its bound of {self.max_total_steps} scheduling steps in all "
+                f"({TOTAL_STEPS_FACTOR} x max_steps={self.max_steps}) over {len(self._tasks)} tasks"
+            )
         return Outcome(
             "livelock",
-            f"livelock: the execution exceeded its bound of {self.max_steps} scheduling steps; tasks keep "
-            "running without finishing (a retry loop that never succeeds, or polling time without sleeping). "
-            "Raise max_steps if the program really needs that many steps.",
+            f"livelock: {what}; tasks keep running without finishing (a retry loop that never succeeds, "
+            "polling time without sleeping, or tasks spawning tasks forever). Raise max_steps if the program "
+            "really needs that many steps.",
+            t,
         )
 
 
