@@ -155,3 +155,63 @@ def test_resume_without_frontier_starts_afresh(tmp_path):
     res = dmabuf.explore(locked_3x2, database=tmp_path, resume=True)
     assert res.complete and res.executions == 90
     assert any("no saved frontier" in n for n in res.notes)
+
+
+def test_bodies_of_one_factory_get_their_own_entries(tmp_path) -> None:
+    """Closures made by one factory share a qualified name; the database must not replay (and then drop)
+    one body's stored failure on another: the values the closure captured are part of the body's key."""
+    import functools
+
+    from dmabuf.explore.database import body_key
+
+    def make(n, names):
+        def body():
+            return n, names
+
+        return body
+
+    assert body_key(make(3, ("a",))) != body_key(make(5, ("a",)))
+    assert body_key(make(3, ("a",))) == body_key(make(3, ("a",)))
+    assert body_key(make(3, ["a", "b"])) != body_key(make(3, ["a"]))
+    assert body_key(make(3, object())) == body_key(make(3, object()))  # identity is not part of the key
+
+    def f(x):
+        return x
+
+    assert body_key(functools.partial(f, 1)) != body_key(functools.partial(f, 2))
+
+    failing = lost_update_factory(True)
+    passing = lost_update_factory(False)
+    first = dmabuf.explore(failing, database=tmp_path)
+    assert first.failure is not None
+    new_process()
+    res = dmabuf.explore(passing, database=tmp_path)
+    assert res.ok and res.complete and not res.stats.get("from_database")
+    new_process()
+    again = dmabuf.explore(failing, database=tmp_path)
+    assert again.failure is not None and again.stats.get("from_database") is True
+
+
+def lost_update_factory(racy: bool):
+    from dmabuf.kernel import READ_ONCE, WRITE_ONCE, Mutex
+
+    def body():
+        class C:
+            value = 0
+
+        c = C()
+        m = Mutex(name="m")
+
+        def inc():
+            if not racy:
+                m.lock()
+            WRITE_ONCE(c, "value", READ_ONCE(c, "value") + 1)
+            if not racy:
+                m.unlock()
+
+        ts = [dmabuf.spawn(inc) for _ in range(2)]
+        for t in ts:
+            t.join()
+        assert c.value == 2
+
+    return body

@@ -3,7 +3,8 @@
 Layout (like Hypothesis' directory database: a cache you never need to invalidate by hand)::
 
     <root>/                      default ".dmabuf" in the working directory, or $DMABUF_DATABASE
-      <body key>/                sha256 of "module:qualname" of the body, first 16 hex digits
+      <body key>/                sha256 of the body's key (body_key: "module:qualname", plus the values a
+                                 closure captured), first 16 hex digits
         body.txt                 the readable "module:qualname" (for people browsing the directory)
         <schedule hash>.json     {"format": 1, "kind": ..., "schedule": ...}
         frontier.json            a saved search frontier (interrupted exhaustive search), see resume
@@ -18,6 +19,7 @@ and the explorer carries on: nothing it found is lost, it is still returned.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -42,10 +44,44 @@ class DatabaseWarning(UserWarning):
 
 
 def body_key(body: Callable[..., Any]) -> str:
-    """A stable name for a body: its module and qualified name."""
+    """A stable name for a body: its module and qualified name, plus what tells apart the bodies one factory
+    makes (``make_body(3)`` and ``make_body(5)`` share a qualified name): the values its closure captured
+    and, for a ``functools.partial``, the wrapped function and its arguments. Values are shown when they
+    are plain data (numbers, strings, None, and small tuples, lists and frozensets of those), functions by
+    their qualified name, anything else by its type only (its identity changes from run to run)."""
+    if isinstance(body, functools.partial):
+        args = [_value_key(a) for a in body.args]
+        args += [f"{k}={_value_key(v)}" for k, v in sorted(body.keywords.items())]
+        return f"partial({body_key(body.func)}; {', '.join(args)})"
     mod = getattr(body, "__module__", None) or "?"
     qual = getattr(body, "__qualname__", None) or type(body).__qualname__
-    return f"{mod}:{qual}"
+    key = f"{mod}:{qual}"
+    cells = getattr(body, "__closure__", None)
+    if cells:
+        names = getattr(getattr(body, "__code__", None), "co_freevars", ())
+        parts = []
+        for name, cell in zip(names, cells, strict=False):
+            try:
+                v = cell.cell_contents
+            except ValueError:  # a cell not filled yet
+                continue
+            parts.append(f"{name}={_value_key(v)}")
+        if parts:
+            key += "[" + ", ".join(parts) + "]"
+    return key
+
+
+def _value_key(v: Any, depth: int = 0) -> str:
+    if v is None or isinstance(v, (bool, int, float, str, bytes)):
+        return repr(v)
+    if isinstance(v, (tuple, list, frozenset)) and depth < 3 and len(v) <= 64:
+        items = [_value_key(x, depth + 1) for x in v]
+        if isinstance(v, frozenset):
+            return "{" + ", ".join(sorted(items)) + "}"
+        return ("(" if isinstance(v, tuple) else "[") + ", ".join(items) + (")" if isinstance(v, tuple) else "]")
+    if callable(v) and depth < 2 and hasattr(v, "__qualname__"):
+        return f"{getattr(v, '__module__', '?')}:{v.__qualname__}"
+    return type(v).__qualname__
 
 
 def resolve(database: str | os.PathLike[str] | bool | None) -> FailureDatabase | None:
