@@ -7,6 +7,11 @@ What it tracks:
   init (``Mutex(name=...)``, a ww class, ``reservation_ww_class`` for every resv) or else, as in the kernel,
   its init call site (``Mutex@driver.py:42``), which is stable across the executions of one search. Locks
   of one class nested in each other add no order edge (the primitive checks its own nesting rules).
+* **lockdep maps that are not locks** (:class:`LockMap`): as in kernel/workqueue.c, a worker holds the
+  workqueue's map ``(wq_completion)<name>`` and the work's ``(work_completion)<function>`` around the work
+  function, and flush_work/cancel_work_sync (the work's) and flush_workqueue/drain_workqueue (the
+  workqueue's) take them for a moment, so flushing a work while holding a lock its function takes is
+  reported even when the work was idle at the flush.
 * When a new acquisition adds an edge ``held -> new`` and a path ``new -> ... -> held`` already exists, the
   program *can* deadlock even if this execution did not: a ``possible circular locking dependency`` report
   (kind ``kernel-warning``) printing both chains. Such a report is *deferred*: the explorer keeps searching
@@ -135,6 +140,36 @@ def init_site(kind: str) -> str:
     if site is None:
         site = _site_names[key] = f"{kind}@{filename.rsplit('/', 1)[-1]}:{key[2]}"
     return site
+
+
+class LockMap:
+    """A lockdep map that is not a lock (``struct lockdep_map``): the kernel "acquires" one around a work
+    item's function and around flushing it, so lockdep learns "flushing W while holding L" against "W's
+    function takes L" even when the two never overlap in time. Its class is its name."""
+
+    def __init__(self, name: str) -> None:
+        self._dm_class = name
+        self._dm_label = name
+
+    def __repr__(self) -> str:
+        return f"<LockMap {self._dm_class}>"
+
+
+def lock_map_acquire(task: Task, m: LockMap) -> None:
+    """Kernel: ``lock_map_acquire`` (the map is then held, as a lock, until :func:`lock_map_release`)."""
+    acquire(task, m)
+
+
+def lock_map_release(task: Task, m: LockMap) -> None:
+    """Kernel: ``lock_map_release``."""
+    release(task, m)
+
+
+def might_lock_map(task: Task, m: LockMap) -> None:
+    """Acquire and release ``m`` at once: record "every lock held here -> m" (flush_work, flush_workqueue)."""
+    if task.held and config.CONFIG_PROVE_LOCKING:
+        acquire(task, m)
+        release(task, m)
 
 
 def held_locks(task: Task) -> list[Any]:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import lockdep
 from ..errors import InvalidArgument
+from ..lockdep import LockMap
 from ..runtime import READ, WRITE, Runtime, Task, label_of, rt
 from ._warn import WARN
 from .sched import might_sleep
@@ -29,6 +31,16 @@ if TYPE_CHECKING:
     from .workqueue_struct import Workqueue
 
 __all__ = ["DelayedWork", "WorkStruct"]
+
+#: one lockdep map per class name (maps of one class are interchangeable: lockdep compares class names)
+_maps: dict[str, LockMap] = {}
+
+
+def _work_map(name: str) -> LockMap:
+    m = _maps.get(name)
+    if m is None:
+        m = _maps[name] = LockMap(name)
+    return m
 
 
 class _Pool:
@@ -87,6 +99,13 @@ class WorkStruct:
 
     def _dm_holders(self) -> list[Task]:
         return [e.task for e in self._running if e.task is not None]
+
+    def _lockdep_map(self) -> LockMap:
+        """The work's lockdep map, held around its function and taken by flush/cancel_sync. Its class is
+        the function (the kernel keys it by the ``INIT_WORK`` call site, one per kind of work)."""
+        f = self.func
+        name = getattr(f, "__qualname__", None) or type(f).__qualname__
+        return _work_map(f"(work_completion){name}")
 
     @property
     def work(self) -> WorkStruct:
@@ -150,6 +169,7 @@ class WorkStruct:
                 "flush_work: recursive flush",
             )
             return False
+        lockdep.might_lock_map(me, self._lockdep_map())  # __flush_work's lock_map_acquire/release
         if self._entry is not None:
             target = self._entry.inst
             r.wait("flush_work", self, READ, lambda: self._done_inst >= target)
@@ -194,6 +214,8 @@ class WorkStruct:
                 "cancel_work_sync: recursive cancel",
             )
             return was
+        if self.func is not None:
+            lockdep.might_lock_map(me, self._lockdep_map())  # __flush_work(from_cancel) annotates it too
         if self._running:
             self._disable += 1
             try:

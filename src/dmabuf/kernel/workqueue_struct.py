@@ -16,11 +16,14 @@ Kernel: include/linux/workqueue.h, kernel/workqueue.c.
 
 from __future__ import annotations
 
+from .. import lockdep
 from ..errors import InvalidArgument
+from ..lockdep import LockMap
 from ..runtime import READ, WRITE, Runtime, Task, label_of, rt
+from . import config
 from ._warn import WARN
 from .sched import HZ, might_sleep
-from .work import DelayedWork, WorkStruct, _check_delay, _check_dwork, _Entry, _pool
+from .work import DelayedWork, WorkStruct, _check_delay, _check_dwork, _Entry, _pool, _work_map
 
 __all__ = [
     "WQ_BH",
@@ -124,6 +127,10 @@ class Workqueue:
     def _dm_holders(self) -> list[Task]:
         return [e.task for e in self._running if e.task is not None]
 
+    def _lockdep_map(self) -> LockMap:
+        """The workqueue's lockdep map: held around each of its work items, taken by flush/drain."""
+        return _work_map(f"(wq_completion){self.name}")
+
     def _register(self, r: Runtime) -> None:
         reg: list[Workqueue] | None = r.globals.get(_REG)
         if reg is None:
@@ -212,6 +219,7 @@ class Workqueue:
             return None
         if self._check_not_own(me, fn):
             return None
+        lockdep.might_lock_map(me, self._lockdep_map())  # flush_workqueue's lock_map_acquire/release
         return r
 
     # ------------------------------------------------------------------ API
@@ -375,11 +383,17 @@ def _worker(wq: Workqueue) -> None:
         held = len(me.held)
         if bh:
             me.atomic_depth += 1
+        # process_one_work holds the workqueue's and the work's lockdep maps around the function
+        maps = (wq._lockdep_map(), work._lockdep_map()) if config.CONFIG_PROVE_LOCKING else ()
+        for m in maps:
+            lockdep.lock_map_acquire(me, m)
         try:
             func = work.func
             assert func is not None
             func(work)
         finally:
+            for m in reversed(maps):
+                lockdep.lock_map_release(me, m)
             if bh:
                 me.atomic_depth -= 1
             me.extra["current_work"] = None
