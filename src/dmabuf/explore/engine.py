@@ -15,7 +15,7 @@ from .database import DatabaseWarning, FailureDatabase, body_key, resolve
 from .failure import ExploreResult, Failure, repeating_suffix
 from .progress import progress_bar
 from .schedule import Entry, decode, encode
-from .shrink import shrink
+from .shrink import MAX_SHRINK_SECONDS, shrink
 from .strategies import DFS, PathStrategy, ReplayStrategy
 from .strategies.base import check_positive_int
 from .strategies.dpor import bound_skipped_note
@@ -74,7 +74,8 @@ def explore(
         max_executions: stop after this many executions (``random`` and ``pct`` never finish by
             themselves: with neither this nor ``time_budget`` they stop after ``DEFAULT_SAMPLES`` = 1,000,
             and say so in ``result.notes``).
-        time_budget: stop after this many seconds (checked between executions).
+        time_budget: stop after this many seconds (checked between executions); shrinking a failure then gets
+            what is left of it (at least 0.5 s, at most its own 5 s).
         seed: seed of the random strategies.
         workers: local worker processes (1: in this process).
         max_steps: scheduling steps one task may take in an execution before it is reported as a livelock
@@ -183,10 +184,11 @@ def explore(
             except KeyboardInterrupt:
                 _interrupted(rt, strat, db, key, run, notes)
         failure = None
+        secs = shrink_budget(time_budget, t0)
         if run.failed is not None:
-            failure = _build_failure(rt, body, run.failed[0], run.failed[1], shrink)
+            failure = _build_failure(rt, body, run.failed[0], run.failed[1], shrink, secs)
         elif run.lockdep is not None and not run.interrupted:
-            failure = _build_failure(rt, body, run.lockdep[0], run.lockdep[1], shrink)
+            failure = _build_failure(rt, body, run.lockdep[0], run.lockdep[1], shrink, secs)
         if failure is not None and db is not None and failure.kind != "nondeterminism":
             db.save(key, failure.kind, failure.schedule)
         if run.complete and db is not None:
@@ -491,15 +493,24 @@ def _to_failure(rt: ControlledRuntime, outcome: Outcome, rep: ReplayStrategy) ->
     )
 
 
+def shrink_budget(time_budget: float | None, t0: float) -> float:
+    """Seconds the shrinker gets: its own limit, or what ``time_budget`` left if less (at least half a
+    second, so that a failure found at the deadline is still minimised a little)."""
+    if time_budget is None:
+        return MAX_SHRINK_SECONDS
+    return min(MAX_SHRINK_SECONDS, max(0.5, time_budget - (time.perf_counter() - t0)))
+
+
 def _build_failure(
     rt: ControlledRuntime,
     body: Callable[[], Any],
     entries: list[Entry],
     outcome: Outcome,
     shrink_it: bool = True,
+    shrink_seconds: float = MAX_SHRINK_SECONDS,
 ) -> Failure:
-    """Replay the failing decisions with tracing on, check the failure reproduces, shrink it, and turn the
-    shrunk execution into a :class:`Failure`."""
+    """Replay the failing decisions with tracing on, check the failure reproduces, shrink it (for at most
+    ``shrink_seconds``), and turn the shrunk execution into a :class:`Failure`."""
     graph = getattr(rt, "lockdep_graph", None)
     try:
         # replay first on a fresh lock-order graph (self-contained); a lock-order finding that needed the
@@ -547,8 +558,10 @@ def _build_failure(
         note = ""
         if shrink_it and self_contained:
             original = list(rep.recorded)
-            res = shrink(rt, body, original, replayed, _effective)
+            res = shrink(rt, body, original, replayed, _effective, max_seconds=shrink_seconds)
             note = res.note()
+            if shrink_seconds < MAX_SHRINK_SECONDS:
+                note += f" (shrinking had {shrink_seconds:.1f} s: what time_budget left)"
             # the shrinker's runs overwrote the runtime's trace: replay the final schedule, traced
             rt.lockdep_graph = None  # type: ignore[attr-defined]
             final, final_rep = _run_replay(rt, body, res.entries if res.after < res.before else original)

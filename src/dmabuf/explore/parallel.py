@@ -323,13 +323,13 @@ def explore_parallel(
     failure = None
     notes: list[str] = [bound_skipped_note(bound)] if partial else []
     if failed is not None:
-        from .engine import _build_failure, _make_strategy
+        from .engine import _build_failure, _make_strategy, shrink_budget
 
         kind = "kernel-warning" if failed[1] == "lockdep" else failed[1]
         rt = ControlledRuntime(_make_strategy(strategy, bound, seed, depth=depth), max_steps)
         activate(rt)
         try:
-            failure = _build_failure(rt, body, failed[0], Outcome(kind), shrink)
+            failure = _build_failure(rt, body, failed[0], Outcome(kind), shrink, shrink_budget(time_budget, t0))
         finally:
             deactivate(rt)
         if failed[1] == "lockdep" and failure.kind != kind:
