@@ -33,6 +33,15 @@ def test_json() -> None:
     assert cell["scenario"] == "H2" and cell["verdict"] == "driver duty"
     assert cell["runs"][0]["failure"]["kind"] == "exception"
     assert data["summary"] == [{"policy": "importer-tracks", "driver_duties": 1, "unsafe": 0, "safe": 0}]
+    # each run says how many reorderings the bounded search dropped (what "complete" does not cover)
+    assert all(isinstance(r["bound_skipped"], int) and r["bound_skipped"] >= 0 for r in cell["runs"])
+
+
+def test_json_reports_the_reorderings_a_bounded_search_dropped() -> None:
+    code, out = _run("--scenario", "H4", "--policy", "importer-tracks", "--json")
+    assert code == 0
+    (cell,) = json.loads(out)["cells"]
+    assert cell["label"].startswith("safe") and cell["runs"][0]["bound_skipped"] > 0
 
 
 def test_explain_prints_story_and_replay() -> None:
@@ -57,3 +66,10 @@ def test_budget_and_errors() -> None:
     assert code != 0 and "exactly one --policy" in out
     code, out = _run("--scenario", "H99")
     assert code != 0 and "unknown scenario" in out
+
+
+def test_explain_says_what_a_finished_bounded_search_left_out() -> None:
+    code, out = _run("--explain", "H4", "--policy", "importer-tracks")
+    assert code == 0 and "search complete; it dropped" in out and "may not have run" in out
+    code, out = _run("--explain", "H2", "--policy", "core-filters-reentry")
+    assert code == 0 and "dropped" not in out  # 6 executions, nothing dropped

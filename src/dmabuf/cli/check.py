@@ -167,6 +167,15 @@ def _table(scns: list[Any], pols: list[str], verdicts: list[Any], bud: Any) -> N
                   "--policy NAME.[/]")
 
 
+def _skipped(r: Any) -> str:
+    """What a bounded search's "complete" leaves out (see docs/explorer.md, dpor with preemption_bound)."""
+    n = getattr(r, "bound_skipped", 0)
+    if not n:
+        return ""
+    return (f"; it dropped {n} reordering(s) that need more preemptions than the bound, so an equivalent "
+            "schedule within the bound may not have run")
+
+
 def _explain(scn: Any, v: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(v.to_json(), indent=2))
@@ -178,7 +187,7 @@ def _explain(scn: Any, v: Any, as_json: bool) -> None:
     if not runs:
         for r in v.runs:
             click.echo(f"The {r.variant} driver is clean: {r.executions} executions, search "
-                       f"{'complete' if r.complete else 'incomplete (budget)'}.")
+                       f"{'complete' if r.complete else 'incomplete (budget)'}{_skipped(r)}.")
         if v.kind in ("n/a", "not available", "error"):
             click.echo("No counterexample: " + v.reason)
         else:
@@ -197,5 +206,5 @@ def _explain(scn: Any, v: Any, as_json: bool) -> None:
     if v.kind == "driver duty":
         click.echo("")
         click.echo(f"The careful driver ({v.duty}) is clean: {v.careful.executions} executions, search "
-                   f"{'complete' if v.careful.complete else 'incomplete (budget)'}.")
+                   f"{'complete' if v.careful.complete else 'incomplete (budget)'}{_skipped(v.careful)}.")
     sys.stdout.flush()

@@ -87,6 +87,9 @@ class Run:
     executions: int
     elapsed: float
     failure: Any = None  # dmabuf.Failure
+    #: reorderings the bounded DPOR search dropped because they need more preemptions than the bound
+    #: (``result.stats["bound_skipped"]``): 0 means the bounded search left nothing out that DPOR asked for
+    bound_skipped: int = 0
 
     def to_json(self) -> dict[str, Any]:
         f = self.failure
@@ -94,6 +97,7 @@ class Run:
             "variant": self.variant,
             "ok": self.ok,
             "complete": self.complete,
+            "bound_skipped": self.bound_skipped,
             "executions": self.executions,
             "seconds": round(self.elapsed, 3),
             "failure": None if f is None else {
@@ -175,7 +179,7 @@ def _run(scn: Scenario, policy: str, variant: str, budget: Budget) -> Run:
         database=None,  # verdicts depend on the search only, and checking leaves no files behind
     )
     return Run(variant, res.ok, bool(res.complete and res.ok), res.executions, time.perf_counter() - t0,
-               res.failure)
+               res.failure, int(res.stats.get("bound_skipped", 0)))
 
 
 def _broken(run: Run) -> str:
