@@ -174,6 +174,8 @@ def test_bodies_of_one_factory_get_their_own_entries(tmp_path) -> None:
     assert body_key(make(3, ("a",))) == body_key(make(3, ("a",)))
     assert body_key(make(3, ["a", "b"])) != body_key(make(3, ["a"]))
     assert body_key(make(3, object())) == body_key(make(3, object()))  # identity is not part of the key
+    long_a, long_b = body_key(make("a" * 10_000, ())), body_key(make("a" * 9_999, ()))
+    assert long_a != long_b and len(long_a) < 300  # long values are digested, the key stays short
 
     def f(x):
         return x

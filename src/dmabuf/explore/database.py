@@ -73,7 +73,10 @@ def body_key(body: Callable[..., Any]) -> str:
 
 def _value_key(v: Any, depth: int = 0) -> str:
     if v is None or isinstance(v, (bool, int, float, str, bytes)):
-        return repr(v)
+        r = repr(v)
+        if len(r) > 80:  # a long string or bytes: its digest, so that the key stays short
+            return f"{type(v).__name__}#{hashlib.sha256(r.encode()).hexdigest()[:12]}"
+        return r
     if isinstance(v, (tuple, list, frozenset)) and depth < 3 and len(v) <= 64:
         items = [_value_key(x, depth + 1) for x in v]
         if isinstance(v, frozenset):
