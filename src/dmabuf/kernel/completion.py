@@ -18,8 +18,7 @@ from ..errors import InvalidArgument
 from ..runtime import READ, WRITE, rt
 from ._warn import WARN
 from .errno import ERESTARTSYS
-from .kthread import NOTIFY_SIGNAL
-from .sched import HZ, MAX_SCHEDULE_TIMEOUT, might_sleep
+from .sched import HZ, MAX_SCHEDULE_TIMEOUT, NOTIFY_SIGNAL, REAL_SIGNAL, might_sleep
 
 __all__ = [
     "DECLARE_COMPLETION",
@@ -133,7 +132,11 @@ class Completion:
         expire, rel = _deadline(timeout)
 
         def signalled() -> bool:
-            return interruptible and t.sigpending and not (killable and t.extra.get(NOTIFY_SIGNAL))
+            # killable: kthread_stop's notification alone is not fatal; a real signal is (the model has one
+            # kind of signal)
+            return interruptible and t.sigpending and not (
+                killable and t.extra.get(NOTIFY_SIGNAL) and not t.extra.get(REAL_SIGNAL)
+            )
 
         def ready() -> bool:
             return self.done > 0 or signalled()

@@ -23,14 +23,11 @@ from ..errors import InvalidArgument
 from ..runtime import READ, WRITE, Task, rt
 from ._warn import WARN
 from .errno import EINTR
-from .sched import TASK_RUNNING, TASK_UNINTERRUPTIBLE, might_sleep
+from .sched import KTHREAD_KEY, NOTIFY_SIGNAL, TASK_RUNNING, TASK_UNINTERRUPTIBLE, might_sleep
 
 __all__ = ["kthread_create", "kthread_run", "kthread_should_stop", "kthread_stop"]
 
-_KEY = "kthread"
-#: ``task.extra`` key set when the pending signal of a task is only ``kthread_stop``'s TIF_NOTIFY_SIGNAL,
-#: which interrupts interruptible waits but is not a fatal signal (killable waits go on sleeping).
-NOTIFY_SIGNAL = "tif_notify_signal"
+_KEY = KTHREAD_KEY
 
 
 class _Kthread:
@@ -160,9 +157,8 @@ def kthread_stop(k: Task) -> Any:
     k.should_stop = True
     # The kernel also sets TIF_NOTIFY_SIGNAL, so signal_pending() is true in the thread from now on and
     # its interruptible sleeps end at once (wait_event_interruptible returns -ERESTARTSYS).
-    if not k.sigpending:
-        k.sigpending = True
-        k.extra[NOTIFY_SIGNAL] = True
+    k.sigpending = True
+    k.extra[NOTIFY_SIGNAL] = True
     if not k.done and k.kstate != TASK_RUNNING:
         k.kstate = TASK_RUNNING
     r.notify_task(k)

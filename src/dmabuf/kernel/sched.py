@@ -20,7 +20,9 @@ __all__ = [
     "TASK_INTERRUPTIBLE",
     "TASK_RUNNING",
     "TASK_UNINTERRUPTIBLE",
+    "allow_signal",
     "current",
+    "disallow_signal",
     "flush_signals",
     "in_atomic",
     "jiffies",
@@ -281,22 +283,51 @@ def signal_pending(task: Task) -> bool:
     return task.sigpending
 
 
+#: ``task.extra`` keys of the signal model. ``task.sigpending`` is ``signal_pending()``: a real signal
+#: (REAL_SIGNAL, from send_sig) or kthread_stop's TIF_NOTIFY_SIGNAL (NOTIFY_SIGNAL), which interrupts
+#: interruptible waits but is not a fatal signal and survives flush_signals.
+KTHREAD_KEY = "kthread"
+NOTIFY_SIGNAL = "tif_notify_signal"
+REAL_SIGNAL = "signal_real"
+ALLOWED_SIGNALS = "allowed_signals"
+
+
 def send_sig(sig: int, task: Task, priv: int = 0) -> int:
     """Deliver a signal to ``task``: interruptible waits of that task return ``-EINTR``/``-ERESTARTSYS``.
-    Returns 0."""
+    A kthread ignores every signal it did not :func:`allow_signal` (kthreadd's ``ignore_signals``): the
+    signal is dropped. Returns 0 either way, as the kernel's ``send_sig`` does for an ignored signal."""
     _int(sig, "send_sig", "an int signal number")
     _int(priv, "send_sig", "an int priv")
     _task(task, "send_sig")
     r = rt()
     r.point("signal", task, WRITE)
+    if KTHREAD_KEY in task.extra and sig not in task.extra.get(ALLOWED_SIGNALS, ()):
+        return 0
     task.sigpending = True
+    task.extra[REAL_SIGNAL] = True
     r.notify_task(task)
     return 0
 
 
 def flush_signals(task: Task) -> None:
-    """Discard pending signals of ``task``."""
+    """Discard the pending signals of ``task``. kthread_stop's notification (TIF_NOTIFY_SIGNAL) is not a
+    queued signal and stays: ``signal_pending`` remains true in a stopped kthread."""
     _task(task, "flush_signals")
     r = rt()
     r.point("signal", task, WRITE)
-    task.sigpending = False
+    task.extra.pop(REAL_SIGNAL, None)
+    task.sigpending = bool(task.extra.get(NOTIFY_SIGNAL))
+
+
+def allow_signal(sig: int) -> None:
+    """Let the current kthread receive ``sig`` (kthreads ignore every signal otherwise). No effect on other
+    tasks, which receive every signal. Kernel: ``allow_signal``."""
+    _int(sig, "allow_signal", "an int signal number")
+    allowed = rt().current().extra.setdefault(ALLOWED_SIGNALS, set())
+    allowed.add(sig)
+
+
+def disallow_signal(sig: int) -> None:
+    """Ignore ``sig`` again in the current kthread. Kernel: ``disallow_signal``."""
+    _int(sig, "disallow_signal", "an int signal number")
+    rt().current().extra.get(ALLOWED_SIGNALS, set()).discard(sig)
