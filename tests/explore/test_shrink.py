@@ -2,10 +2,13 @@
 (established by enumerating every execution with plain DFS)."""
 
 import math
+import time
 
 import pytest
 
 import dmabuf
+from dmabuf.explore.engine import shrink_budget
+from dmabuf.explore.shrink import MAX_SHRINK_SECONDS
 from dmabuf.explore.strategies import DFS
 from dmabuf.kernel import Mutex, mutex_lock, mutex_unlock
 from dmabuf.runtime import READ, WRITE, activate, deactivate, rt
@@ -118,32 +121,13 @@ def test_data_choices_are_lowered():
 def test_shrinking_stays_within_what_time_budget_left() -> None:
     """``time_budget`` bounds the whole call: the shrinker gets its own limit (5 s) or what the budget
     left, at least half a second, and the note says when the budget limited it."""
-    import time as _time
-
-    from dmabuf.explore.engine import shrink_budget
-    from dmabuf.explore.shrink import MAX_SHRINK_SECONDS
-
-    now = _time.perf_counter()
+    now = time.perf_counter()
     assert shrink_budget(None, now) == MAX_SHRINK_SECONDS
     assert 0.5 <= shrink_budget(1.0, now - 0.2) <= 0.8 + 1e-6
     assert shrink_budget(1.0, now - 3.0) == 0.5
     assert shrink_budget(60.0, now) == MAX_SHRINK_SECONDS
 
-    def body() -> None:
-        box = Box()
-
-        def inc() -> None:
-            rt().point("read", box, READ)
-            v = box.v
-            rt().point("write", box, WRITE)
-            box.v = v + 1
-
-        ts = [dmabuf.spawn(inc) for _ in range(2)]
-        for t in ts:
-            t.join()
-        assert box.v == 2
-
-    res = dmabuf.explore(body, time_budget=0.3, database=None)
+    res = dmabuf.explore(noisy_lost_update, time_budget=0.3, database=None)
     assert res.failure is not None and "what time_budget left" in res.failure.shrink_note
-    res = dmabuf.explore(body, database=None)
+    res = dmabuf.explore(noisy_lost_update, database=None)
     assert res.failure is not None and "time_budget" not in res.failure.shrink_note
