@@ -155,21 +155,14 @@ class LockMap:
         return f"<LockMap {self._dm_class}>"
 
 
-def lock_map_acquire(task: Task, m: LockMap) -> None:
-    """Kernel: ``lock_map_acquire`` (the map is then held, as a lock, until :func:`lock_map_release`)."""
-    acquire(task, m)
+def might_lock(task: Task, lock: Any) -> None:
+    """Record "every lock ``task`` holds -> ``lock``" without taking ``lock`` (acquire and release at once).
 
-
-def lock_map_release(task: Task, m: LockMap) -> None:
-    """Kernel: ``lock_map_release``."""
-    release(task, m)
-
-
-def might_lock_map(task: Task, m: LockMap) -> None:
-    """Acquire and release ``m`` at once: record "every lock held here -> m" (flush_work, flush_workqueue)."""
+    Kernel: ``might_lock`` (dma_buf_begin_cpu_access on the resv), and ``lock_map_acquire`` followed by
+    ``lock_map_release`` on a :class:`LockMap` (flush_work, flush_workqueue)."""
     if task.held and config.CONFIG_PROVE_LOCKING:
-        acquire(task, m)
-        release(task, m)
+        acquire(task, lock)
+        release(task, lock)
 
 
 def held_locks(task: Task) -> list[Any]:

@@ -51,27 +51,13 @@ def _cpu_access_checks(dmabuf: DmaBuf | None, direction: int, fn: str) -> tuple[
     assert dmabuf is not None
     direction = check_dir(direction, fn)
     _alive(dmabuf, fn)
-    if not _forbids_resv(dmabuf.resv, fn):
-        _might_lock(dmabuf)
-    return dmabuf, direction
-
-
-def _might_lock(dmabuf: DmaBuf) -> None:
-    """``might_lock(&resv->lock.base)``: tell lockdep-lite that the resv may be taken here, without taking
-    it. Every lock the caller holds gets an order edge to the resv class, so a driver that calls CPU access
-    under its own lock and elsewhere takes that lock under the resv gets the circular-locking report even
-    when its exporter's op never locks the resv.
-
-    Locking: the caller must not hold the resv (checked before). Kernel: ``might_lock``
-    (include/linux/lockdep.h).
-    """
     r = active()
-    if r is None:
-        return
-    t = r.current()
-    lock = dmabuf.resv.lock
-    lockdep.acquire(t, lock)
-    lockdep.release(t, lock)
+    if not _forbids_resv(dmabuf.resv, fn) and r is not None:
+        # might_lock(&resv->lock.base): every lock the caller holds gets an order edge to the resv class, so
+        # a driver that calls CPU access under its own lock and elsewhere takes that lock under the resv gets
+        # the circular-locking report even when its exporter's op never locks the resv
+        lockdep.might_lock(r.current(), dmabuf.resv.lock)
+    return dmabuf, direction
 
 
 def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:

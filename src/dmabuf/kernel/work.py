@@ -169,7 +169,7 @@ class WorkStruct:
                 "flush_work: recursive flush",
             )
             return False
-        lockdep.might_lock_map(me, self._lockdep_map())  # __flush_work's lock_map_acquire/release
+        lockdep.might_lock(me, self._lockdep_map())  # __flush_work's lock_map_acquire/release
         if self._entry is not None:
             target = self._entry.inst
             r.wait("flush_work", self, READ, lambda: self._done_inst >= target)
@@ -215,7 +215,7 @@ class WorkStruct:
             )
             return was
         if self.func is not None:
-            lockdep.might_lock_map(me, self._lockdep_map())  # __flush_work(from_cancel) annotates it too
+            lockdep.might_lock(me, self._lockdep_map())  # __flush_work(from_cancel) annotates it too
         if self._running:
             self._disable += 1
             try:

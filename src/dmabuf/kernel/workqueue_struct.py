@@ -219,7 +219,7 @@ class Workqueue:
             return None
         if self._check_not_own(me, fn):
             return None
-        lockdep.might_lock_map(me, self._lockdep_map())  # flush_workqueue's lock_map_acquire/release
+        lockdep.might_lock(me, self._lockdep_map())  # flush_workqueue's lock_map_acquire/release
         return r
 
     # ------------------------------------------------------------------ API
@@ -386,14 +386,14 @@ def _worker(wq: Workqueue) -> None:
         # process_one_work holds the workqueue's and the work's lockdep maps around the function
         maps = (wq._lockdep_map(), work._lockdep_map()) if config.CONFIG_PROVE_LOCKING else ()
         for m in maps:
-            lockdep.lock_map_acquire(me, m)
+            lockdep.acquire(me, m)  # lock_map_acquire
         try:
             func = work.func
             assert func is not None
             func(work)
         finally:
             for m in reversed(maps):
-                lockdep.lock_map_release(me, m)
+                lockdep.release(me, m)  # lock_map_release
             if bh:
                 me.atomic_depth -= 1
             me.extra["current_work"] = None
