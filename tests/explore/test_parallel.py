@@ -57,3 +57,15 @@ def test_random_workers_without_a_budget_use_the_default_one():
     assert any("default" in n for n in res.notes), res.notes
     res = dmabuf.explore(abba, strategy="random", workers=2, max_executions=200, database=None)
     assert res.failure is not None and res.failure.kind == "deadlock"
+
+
+def test_workers_report_the_reversals_bounded_dpor_dropped():
+    """Bounded DPOR says when it dropped reversals for the bound (stats and a note); split over workers it
+    must say the same, with the units' counts added up."""
+    one = dmabuf.explore(locked_family(3, 2), strategy="dpor", preemption_bound=1, probes=False, database=None)
+    two = dmabuf.explore(
+        locked_family(3, 2), strategy="dpor", preemption_bound=1, probes=False, database=None, workers=2
+    )
+    assert one.stats["bound_skipped"] > 0
+    assert two.stats["bound_skipped"] == one.stats["bound_skipped"] and two.executions == one.executions
+    assert any("skipped reversals" in n for n in two.notes), two.notes

@@ -34,8 +34,9 @@ from .failure import ExploreResult
 from .schedule import Entry
 from .strategies.dpor import bound_skipped_note
 
-#: suffix of a unit's result kind: its bounded DPOR search dropped a reversal for the bound (not complete)
-PARTIAL = "+partial"
+#: what a work unit reports: executions run, the failing (or lock-order) decisions or None, the kind
+#: ("ok", "lockdep", "stopped" or a failure kind), and the reversals its bounded DPOR dropped for the bound
+UnitResult = tuple[int, list[list[Any]] | None, str, int]
 
 __all__ = ["explore_parallel"]
 
@@ -91,10 +92,13 @@ def _expand(
     depth: int | None,
     max_steps: int,
     target: int,
-) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None, int]:
+) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None, int, int]:
+    """Split the search into work units (forced prefixes). Returns the units, a failure found on the way,
+    the executions run and the reversals dropped for the bound (at nodes inside the units' prefixes, which
+    the units themselves do not analyse again)."""
     units: list[list[Entry]] = [[]]
     leaves: list[list[Entry]] = []
-    ran = 0
+    ran = skipped = 0
     for _ in range(12):
         if len(units) + len(leaves) >= target or not units:
             break
@@ -103,15 +107,16 @@ def _expand(
             strat = _make(strategy, bound, seed, depth, u)
             o = _one(body, strat, max_steps)
             ran += o.kind != "pruned"
+            skipped += strat.stats.get("bound_skipped", 0) if hasattr(strat, "stats") else 0
             if o.kind not in ("ok", "pruned"):
-                return [], ([b.entry() for b in strat.decisions()], o.kind), ran
+                return [], ([b.entry() for b in strat.decisions()], o.kind), ran, skipped
             alts = _alternatives(strat, len(u))
             if not alts:
                 leaves.append(u)
                 continue
             grown.extend([*u, a] for a in alts)
         units = grown
-    return units + leaves, None, ran
+    return units + leaves, None, ran, skipped
 
 
 def _claim(slots: Any) -> bool:
@@ -132,7 +137,7 @@ def _release(slots: Any) -> None:
             slots.value += 1
 
 
-def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
+def _run_unit(unit: list[list[Any]]) -> UnitResult:
     job = _JOB
     forced = [Entry(*e) for e in unit]
     strat = _make(job["strategy"], job["bound"], job["seed"], job["depth"], forced)
@@ -140,11 +145,13 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
     slots, deadline = job["slots"], job["deadline"]
     executions = 0
     lockdep: list[list[Any]] | None = None
+    stats: dict[str, int] = strat.stats if hasattr(strat, "stats") else {}
     activate(rt)
     try:
         while True:
             if (deadline is not None and time.perf_counter() > deadline) or not _claim(slots):
-                return executions, lockdep, "stopped"  # time_budget or max_executions (all workers) spent
+                # time_budget or max_executions (all workers) spent
+                return executions, lockdep, "stopped", stats.get("bound_skipped", 0)
             strat.start()
             o = rt.run(job["body"])
             if o.kind == "pruned":
@@ -154,20 +161,17 @@ def _run_unit(unit: list[list[Any]]) -> tuple[int, list[list[Any]] | None, str]:
                 continue
             executions += 1
             if not o.ok:
-                return executions, [list(b.entry()) for b in strat.decisions()], o.kind
+                return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
             if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process: a real failure wins
                 lockdep = [list(b.entry()) for b in strat.decisions()]
             if not strat.advance(o):
                 break
     finally:
         deactivate(rt)
-    kind = "lockdep" if lockdep is not None else "ok"
-    if getattr(strat, "stats", {}).get("bound_skipped"):
-        kind += PARTIAL  # bounded DPOR dropped a reversal: the unit's subtree is not covered for the bound
-    return executions, lockdep, kind
+    return executions, lockdep, "lockdep" if lockdep is not None else "ok", stats.get("bound_skipped", 0)
 
 
-def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
+def _run_seeded(i: int) -> UnitResult:
     job = _JOB
     strat = _make(job["strategy"], job["bound"], job["seed"] * 1000003 + i, job["depth"], [])
     rt = ControlledRuntime(strat, job["max_steps"])
@@ -181,13 +185,13 @@ def _run_seeded(i: int) -> tuple[int, list[list[Any]] | None, str]:
             o = rt.run(job["body"])
             executions += 1
             if not o.ok:
-                return executions, [list(b.entry()) for b in strat.decisions()], o.kind
+                return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
             if lockdep is None and "lockdep" in o.extra:
                 lockdep = [list(b.entry()) for b in strat.decisions()]
             strat.advance(o)
     finally:
         deactivate(rt)
-    return executions, lockdep, "lockdep" if lockdep is not None else "ok"
+    return executions, lockdep, "lockdep" if lockdep is not None else "ok", 0
 
 
 def _worker(counter: Any, results: Any) -> None:
@@ -217,11 +221,10 @@ def _check_alive(procs: list[Any]) -> None:
 
 def _run_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
-) -> tuple[int, tuple[list[Entry], str] | None, bool, bool]:
+) -> tuple[int, tuple[list[Entry], str] | None, bool, int]:
     """Fork the workers (they inherit ``_JOB``), collect results, stop early on a failure or a budget, and
-    kill whatever still runs. Returns (executions, failure, stopped early, some unit's bounded DPOR dropped a
-    reversal for the bound); a lock-order report (lockdep)
-    is the failure only if no worker found a real one."""
+    kill whatever still runs. Returns (executions, failure, stopped early, reversals the units' bounded DPOR
+    dropped for the bound); a lock-order report (lockdep) is the failure only if no worker found a real one."""
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("i", 0)
     # the max_executions budget, shared: a worker takes a slot before each execution, so the workers
@@ -233,7 +236,7 @@ def _run_workers(
     failed: tuple[list[Entry], str] | None = None
     lockdep: list[Entry] | None = None
     stopped = False
-    partial = False
+    skipped = 0
     try:
         for p in procs:
             p.start()
@@ -247,11 +250,9 @@ def _run_workers(
             if r is None:
                 running -= 1
                 continue
-            n, entries, kind = r
+            n, entries, kind, dropped = r
             executions += n
-            if kind.endswith(PARTIAL):
-                partial = True
-                kind = kind[: -len(PARTIAL)]
+            skipped += dropped
             if entries is not None and kind in ("lockdep", "stopped"):
                 if lockdep is None:
                     lockdep = [Entry(*e) for e in entries]
@@ -273,7 +274,7 @@ def _run_workers(
         _JOB.clear()
     if failed is None and lockdep is not None:
         failed = (lockdep, "lockdep")
-    return executions, failed, stopped, partial
+    return executions, failed, stopped, skipped
 
 
 def explore_parallel(
@@ -297,11 +298,11 @@ def explore_parallel(
     failed: tuple[list[Entry], str] | None = None
     executions = 0
     complete = False
-    partial = False
+    skipped = 0
     if exhaustive:
-        units, failed, executions = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
+        units, failed, executions, skipped = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
         work: list[Any] = [[list(e) for e in u] for u in units]
-        fn: Callable[[Any], tuple[int, list[list[Any]] | None, str]] = _run_unit
+        fn: Callable[[Any], UnitResult] = _run_unit
     else:
         work = list(range(workers))
         fn = _run_seeded
@@ -318,10 +319,11 @@ def explore_parallel(
             work=work,
             fn=fn,
         )
-        executions, failed, stopped, partial = _run_workers(workers, max_executions, time_budget, t0)
+        executions, failed, stopped, dropped = _run_workers(workers, max_executions, time_budget, t0)
+        skipped += dropped
         complete = exhaustive and not stopped
     failure = None
-    notes: list[str] = [bound_skipped_note(bound)] if partial else []
+    notes: list[str] = [bound_skipped_note(bound)] if skipped else []
     if failed is not None:
         from .engine import _build_failure, _make_strategy, shrink_budget
 
@@ -348,6 +350,10 @@ def explore_parallel(
         failure=failure,
         strategy=strategy,
         elapsed=time.perf_counter() - t0,
-        stats={"workers": workers, "units": len(work) if failed is None or exhaustive else 0},
+        stats={
+            "workers": workers,
+            "units": len(work) if failed is None or exhaustive else 0,
+            **({"bound_skipped": skipped} if strategy == "dpor" else {}),
+        },
         notes=notes,
     )
