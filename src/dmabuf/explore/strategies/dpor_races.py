@@ -57,7 +57,7 @@ class RaceAnalysis:
             pred = self._clock.get(tid, 0)
             vc = self._clock_of(pred, key, access, len(events))
             prev_obj, prev_task = self._head.get(key, -1), self._last_ev.get(tid, -1)
-            ev = Ev("s", tid, obj, key, access, at, -1, waits, -1, vc, pred, prev_obj, prev_task)
+            ev = Ev("s", tid, obj, key, access, at, wait=waits, vc=vc, pred=pred, prev_obj=prev_obj, prev_task=prev_task)
             events.append(ev)
             try:
                 self._scan(len(events) - 1)
