@@ -7,7 +7,7 @@ import time
 import pytest
 
 import dmabuf
-from dmabuf.explore.engine import shrink_budget
+from dmabuf.explore.replaying import shrink_budget
 from dmabuf.explore.shrink import MAX_SHRINK_SECONDS
 from dmabuf.explore.strategies import DFS
 from dmabuf.kernel import Mutex, mutex_lock, mutex_unlock

@@ -325,7 +325,8 @@ def explore_parallel(
     failure = None
     notes: list[str] = [bound_skipped_note(bound)] if skipped else []
     if failed is not None:
-        from .engine import _build_failure, _make_strategy, shrink_budget
+        from .engine import _make_strategy
+        from .replaying import _build_failure, shrink_budget
 
         kind = "kernel-warning" if failed[1] == "lockdep" else failed[1]
         rt = ControlledRuntime(_make_strategy(strategy, bound, seed, depth=depth), max_steps)
