@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_core import _cb, _nop_ops, run
+from test_core import _cb, _nop_ops, _with_move_notify, run
 
 import dmabuf
 from dmabuf.buf import MemoryExporter, check_all
@@ -35,7 +35,6 @@ from dmabuf.kernel import (
     Mutex,
     SgTable,
     VmAreaStruct,
-    config,
     current,
     dma_buf_attach,
     dma_buf_attachment_is_dynamic,
@@ -474,15 +473,6 @@ def test_map_null_table_is_enomem() -> None:
         dma_buf_detach(exp.buf, a)
 
     run(body)
-
-
-def _with_move_notify(on: bool, body: Callable[[], Any]) -> None:
-    old = config.CONFIG_DMABUF_MOVE_NOTIFY
-    config.CONFIG_DMABUF_MOVE_NOTIFY = on
-    try:
-        run(body)
-    finally:
-        config.CONFIG_DMABUF_MOVE_NOTIFY = old
 
 
 def test_pin_on_map_errors() -> None:

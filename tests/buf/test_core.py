@@ -64,6 +64,16 @@ def run(body: Callable[[], Any]) -> Any:
     return dmabuf.run_threads(body, timeout=30)
 
 
+def _with_move_notify(on: bool, body: Callable[[], Any]) -> None:
+    """Run ``body`` with ``CONFIG_DMABUF_MOVE_NOTIFY`` set to ``on`` (restored afterwards)."""
+    old = config.CONFIG_DMABUF_MOVE_NOTIFY
+    config.CONFIG_DMABUF_MOVE_NOTIFY = on
+    try:
+        run(body)
+    finally:
+        config.CONFIG_DMABUF_MOVE_NOTIFY = old
+
+
 def _cb(*a: Any) -> int:
     return 0
 
@@ -338,12 +348,7 @@ def test_pin_on_map_follows_config(move_notify: bool) -> None:
         a.detach()
         exp.buf.put()
 
-    old = config.CONFIG_DMABUF_MOVE_NOTIFY
-    config.CONFIG_DMABUF_MOVE_NOTIFY = move_notify
-    try:
-        run(body)
-    finally:
-        config.CONFIG_DMABUF_MOVE_NOTIFY = old
+    _with_move_notify(move_notify, body)
 
 
 def test_pin_unpin_dynamic_and_warn_for_static() -> None:
