@@ -169,7 +169,7 @@ def _table(scns: list[Any], pols: list[str], verdicts: list[Any], bud: Any) -> N
 
 def _skipped(r: Any) -> str:
     """What a bounded search's "complete" leaves out (see docs/explorer.md, dpor with preemption_bound)."""
-    n = getattr(r, "bound_skipped", 0)
+    n = r.bound_skipped
     if not n:
         return ""
     return (f"; it dropped {n} reordering(s) that need more preemptions than the bound, so an equivalent "
