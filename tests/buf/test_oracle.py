@@ -197,3 +197,34 @@ def test_check_all_reports_overwritten_write_on_new_placement() -> None:
 
     res = _explore(body)
     assert res.ok and res.complete, res.failure
+
+
+def test_a_read_while_a_move_is_starting_is_checked_without_error() -> None:
+    """A read through the current placement while a move of the buffer is between bumping its generation
+    and recording the move (its new pages are being allocated, a scheduling point): the oracle's check must
+    see "not copied yet", not fail on a move it has not recorded yet (an IndexError once, on real threads)."""
+    from dmabuf.buf.memory import check_page
+    from dmabuf.runtime import READ, rt
+
+    def body() -> None:
+        bo = BufferObject(4, "VRAM", name="bo", init=b"abcd")
+        pl = bo.placement
+
+        def reader() -> None:
+            rt().point("read", pl.pages[0], READ)
+            check_page(pl, 0, False, "reader")
+
+        moves = []
+
+        def mover() -> None:
+            moves.append(bo.move("GTT", free_old=False))  # the old pages stay valid until the reader is done
+            moves[0].fence.wait()
+
+        ts = [dmabuf.spawn(reader, name="reader"), dmabuf.spawn(mover, name="mover")]
+        for t in ts:
+            t.join()
+        moves[0].task.join()
+        moves[0].free_old()
+
+    res = dmabuf.explore(body, strategy="dfs", database=None)
+    assert res.ok and res.complete, res.failure and res.failure.message

@@ -399,7 +399,9 @@ def check_page(pl: Placement, i: int, write: bool, who: str) -> Page:
             f"{pl!r}), which was freed by {by} and {now}; the mapping was made before that and used after it"
         )
     bo = pl.bo
-    if pl.generation < bo.generation:
+    # moves[k] takes generation k to k + 1. bo.generation is bumped before the move is appended (the new
+    # placement's allocation has scheduling points in between), so test the list, not the counter
+    if pl.generation < len(bo.moves):
         out = bo.moves[pl.generation]  # the move that copied this placement away
         lo, hi = i * PAGE_SIZE, min((i + 1) * PAGE_SIZE, bo.size)
         if write and out.old is pl and i in out.new.copied:
