@@ -11,8 +11,8 @@ Workers take units from a shared queue as they finish (``imap_unordered``: the i
 unit), so a large subtree does not leave the other processes idle.
 
 * ``dfs``: the units partition the tree exactly, so the executions are the same set as with ``workers=1``.
-* ``dpor``: the top levels are split without reduction (every enabled task), and DPOR runs below: the search
-  is as sound as sequential DPOR but may run more executions (the split levels lose their sleep sets).
+* ``dpor``: a static split would run branches DPOR never needs, so the coordinator splits the tree while the
+  search runs instead (:mod:`.parallel_dpor`): the executions are those of ``workers=1``.
 * ``random`` / ``pct``: worker ``i`` runs its share of the executions with seed ``seed * 1000003 + i``.
 
 Bodies reach the worker processes through ``fork`` (no pickling), so closures work.
@@ -61,16 +61,10 @@ def _alternatives(strat: Any, index: int) -> list[Entry]:
     if b.kind == "c":
         return [Entry("c", v, b.n) for v in range(b.n)]
     bound = getattr(strat, "bound", None)
-    if hasattr(b, "alternatives"):  # DFS branch: ids by option index
-        out = []
-        for i in b.alternatives():
-            if bound is None or b.cur < 0 or i == b.cur or b.pre + 1 <= bound:
-                out.append(Entry("t", b.tids[i]))
-        return out
     out = []
-    for tid in b.tids:  # DPOR node: task ids
-        if bound is None or b.cur < 0 or tid == b.cur or b.pre + 1 <= bound:
-            out.append(Entry("t", tid))
+    for i in b.alternatives():  # a DFS branch: ids by option index
+        if bound is None or b.cur < 0 or i == b.cur or b.pre + 1 <= bound:
+            out.append(Entry("t", b.tids[i]))
     return out
 
 
@@ -93,7 +87,7 @@ def _expand(
     max_steps: int,
     target: int,
 ) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None, int, int]:
-    """Split the search into work units (forced prefixes). Returns the units, a failure found on the way,
+    """Split a DFS search into work units (forced prefixes). Returns the units, a failure found on the way,
     the executions run and the reversals dropped for the bound (at nodes inside the units' prefixes, which
     the units themselves do not analyse again)."""
     units: list[list[Entry]] = [[]]
@@ -299,13 +293,19 @@ def explore_parallel(
     executions = 0
     complete = False
     skipped = 0
-    if exhaustive:
-        units, failed, executions, skipped = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
-        work: list[Any] = [[list(e) for e in u] for u in units]
+    nunits = 0
+    if strategy == "dpor":
+        work: list[Any] = []
         fn: Callable[[Any], UnitResult] = _run_unit
+    elif exhaustive:
+        units, failed, executions, skipped = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
+        work = [[list(e) for e in u] for u in units]
+        fn = _run_unit
+        nunits = len(work)
     else:
         work = list(range(workers))
         fn = _run_seeded
+        nunits = workers
     if failed is None:
         _JOB.clear()
         _JOB.update(
@@ -319,7 +319,14 @@ def explore_parallel(
             work=work,
             fn=fn,
         )
-        executions, failed, stopped, dropped = _run_workers(workers, max_executions, time_budget, t0)
+        if strategy == "dpor":
+            from .parallel_dpor import run_dpor_workers
+
+            executions, failed, stopped, dropped, nunits = run_dpor_workers(
+                workers, max_executions, time_budget, t0
+            )
+        else:
+            executions, failed, stopped, dropped = _run_workers(workers, max_executions, time_budget, t0)
         skipped += dropped
         complete = exhaustive and not stopped
     failure = None
@@ -353,7 +360,7 @@ def explore_parallel(
         elapsed=time.perf_counter() - t0,
         stats={
             "workers": workers,
-            "units": len(work) if failed is None or exhaustive else 0,
+            "units": nunits,
             **({"bound_skipped": skipped} if strategy == "dpor" else {}),
         },
         notes=notes,

@@ -133,7 +133,7 @@ class CoreTracksMappings(Policy):
         for s in attach.policy_data.get("mappings", ()):
             if s.invalidated_by is None:
                 s.invalidated_by = f"dma_buf_move_notify of {label_of(buf)} in {_who()}"
-                s.policy_inflight = inflight  # type: ignore[attr-defined]
+                s.policy_inflight = inflight
                 now.append(s)
         attach.policy_data["invalidated"] = now
 

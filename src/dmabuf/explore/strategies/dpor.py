@@ -87,8 +87,18 @@ class DPOR(RaceAnalysis):
         self.sleep: set[int] | frozenset[int] = NO_SLEEP
         self.stats = {"sleep_blocked": 0, "bound_blocked": 0, "bound_skipped": 0, "races": 0}
         self._pruned = False
-        #: decisions the first real branches must take (a work unit of a parallel search)
+        #: decisions the first real branches must take (a work unit of a parallel search), and for each the
+        #: tasks other work units explore at that branch before this one (they sleep here, as after a
+        #: sequential backtrack)
         self.forced: list[Entry] = []
+        self.forced_done: list[list[int]] = []
+        #: the first ``fixed_depth`` real branches belong to the coordinator of a parallel search: this
+        #: search never backtracks them (past ``forced`` it takes its default choice there) and reports
+        #: each reversal a race asks of them as a request (level, initials, task) in ``requests``
+        self.fixed_depth = 0
+        self.requests: list[tuple[int, tuple[int, ...], int]] = []
+        self._requested: set[tuple[int, tuple[int, ...], int]] = set()
+        self._nfixed = 0
         self._fpos = 0
         # Analysis state, kept up to date step by step. A branching node keeps a copy of it (see _mark),
         # so that the next execution can go back to the node whose choice changed and replay the prefix
@@ -112,6 +122,7 @@ class DPOR(RaceAnalysis):
     # ------------------------------------------------------------------ execution
     def start(self) -> None:
         self._fpos = 0
+        self._nfixed = max(len(self.forced), self.fixed_depth)
         self.pos = 0
         nodes = self.nodes
         # nodes before the last one are replayed unchanged: the races of their events were already
@@ -216,26 +227,25 @@ class DPOR(RaceAnalysis):
         node = Node("t", ids, n, cur_id, rt.preemptions)
         node.sleep = frozenset(self.sleep)
         node.mark = self._mark()
-        if self._fpos < len(self.forced):
-            e = self.forced[self._fpos]
-            self._fpos += 1
-            if e.kind != "t" or e.value not in ids:
-                self._diverged(rt, pos, node, options)
+        if self._fpos < self._nfixed:
             node.fixed = True
-            pick = e.value
-        else:
-            sleep = self.sleep
-            awake = [i for i in ids if i not in sleep] if sleep else ids
-            if not awake:
-                nodes.append(node)
-                self._prune(rt, "sleep_blocked")
-            if cur_id in awake:
-                pick = cur_id
+            k = self._fpos
+            self._fpos = k + 1
+            if k < len(self.forced):
+                e = self.forced[k]
+                if e.kind != "t" or e.value not in ids:
+                    self._diverged(rt, pos, node, options)
+                pick = e.value
+                if k < len(self.forced_done) and self.forced_done[k]:
+                    # explored by other units before this one: asleep here, as after a backtrack
+                    done = set(self.forced_done[k])
+                    node.done |= done
+                    node.backtrack |= done
+                    self.sleep = set(self.sleep) | done
             else:
-                pick = awake[0]
-                if cur_id >= 0 and self.bound is not None and node.pre + 1 > self.bound:
-                    nodes.append(node)
-                    self._prune(rt, "bound_blocked")
+                pick = self._default_pick(rt, node, ids, cur_id)
+        else:
+            pick = self._default_pick(rt, node, ids, cur_id)
         node.chosen = pick
         node.backtrack.add(pick)
         idx = ids.index(pick)
@@ -245,6 +255,21 @@ class DPOR(RaceAnalysis):
         nodes.append(node)
         self._record(rt, chosen, pos)
         return idx
+
+    def _default_pick(self, rt: ControlledRuntime, node: Node, ids: tuple[int, ...], cur_id: int) -> int:
+        """The task a new branching node tries first: the current task if it is awake (no preemption), else
+        the first awake one; prunes the execution when every task sleeps or the bound forbids the switch."""
+        sleep = self.sleep
+        awake = [i for i in ids if i not in sleep] if sleep else ids
+        if not awake:
+            self.nodes.append(node)
+            self._prune(rt, "sleep_blocked")
+        if cur_id in awake:
+            return cur_id
+        if cur_id >= 0 and self.bound is not None and node.pre + 1 > self.bound:
+            self.nodes.append(node)
+            self._prune(rt, "bound_blocked")
+        return awake[0]
 
     def _replayed(self, rt: ControlledRuntime, options: Sequence[Task], pos: int, node: Node | Node1) -> int:
         """A step of the prefix the execution replays: check it is the recorded one, then take the recorded
@@ -358,13 +383,15 @@ class DPOR(RaceAnalysis):
         node = Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
         node.mark = self._mark()
-        if self._fpos < len(self.forced):
-            e = self.forced[self._fpos]
-            self._fpos += 1
-            if e.kind != "c" or not 0 <= e.value < n:
-                self._diverged(rt, pos, node, None, n)
-            node.chosen = e.value
+        if self._fpos < self._nfixed:
+            k = self._fpos
+            self._fpos = k + 1
             node.fixed = True
+            if k < len(self.forced):
+                e = self.forced[k]
+                if e.kind != "c" or not 0 <= e.value < n:
+                    self._diverged(rt, pos, node, None, n)
+                node.chosen = e.value
         self.nodes.append(node)
         return node.chosen
 

@@ -29,6 +29,8 @@ class RaceAnalysis:
     _pending: list[tuple[int, Any, str, bool]]
     _scan_node: int
     _fresh_ev: int
+    requests: list[tuple[int, tuple[int, ...], int]]
+    _requested: set[tuple[int, tuple[int, ...], int]]
 
     def _key(self, obj: Any) -> Any:
         """The history key of an object: strings by value (labels), everything else by identity (of the
@@ -101,6 +103,14 @@ class RaceAnalysis:
                 break
             i = nxt
 
+    def _request(self, at: int, initials: tuple[int, ...], p: int) -> None:
+        """Ask the coordinator for the reversal starting with ``p`` at fixed node ``at`` (once per unit)."""
+        level = sum(1 for nd in self.nodes[:at] if nd.fixed)
+        req = (level, initials, p)
+        if req not in self._requested:
+            self._requested.add(req)
+            self.requests.append(req)
+
     def _could_run_before(self, i: int, j: int, prev: int) -> bool:
         """Could waiting step ``j`` have executed in the state before step ``i``? If its task was already
         at that point there (``prev < i``), exactly when it was enabled there; if its task was still
@@ -118,9 +128,9 @@ class RaceAnalysis:
         self.stats["races"] += 1
         ei = events[i]
         node = self.nodes[ei.node] if ei.node < len(self.nodes) else None
-        if node is None or node.kind != "t" or node.fixed or node.n == 1:
-            # forced prefix nodes: their alternatives are other work units; a node with one enabled task
-            # has no alternative (its only initial is already in its backtrack set)
+        if node is None or node.kind != "t" or node.n == 1:
+            # a node with one enabled task has no alternative (its only initial is already in its backtrack
+            # set)
             return
         bt, sl = node.backtrack, node.sleep
         for p in node.tids:
@@ -183,7 +193,12 @@ class RaceAnalysis:
                 if self.bound is not None and node.cur >= 0 and p != node.cur and node.pre + 1 > self.bound:
                     bounded = True
                     continue
-                node.backtrack.add(p)
+                if node.fixed:
+                    # a branch of the coordinator's (parallel search): its alternatives are other work
+                    # units, so ask for one; the coordinator checks the initials against what it assigned
+                    self._request(ei.node, tuple(initials), p)
+                else:
+                    node.backtrack.add(p)
                 return
         if bounded:
             # the reversal needs a preemption the bound does not allow. A trace equivalent to it may still be
