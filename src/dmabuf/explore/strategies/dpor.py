@@ -379,9 +379,14 @@ class DPOR(RaceAnalysis):
                 self._fpos += 1
             if node.mark is None and pos >= self._keep:
                 node.mark = self._mark()
+            if pos == self._keep and node.sleep:
+                # the next value of a data choice: the tasks asleep when it was first reached still sleep
+                # (their subtrees covered every value); without this, the value reran their traces
+                self.sleep = set(node.sleep)
             return node.chosen
         node = Node("c", (), n, -1, rt.preemptions)
         node.chosen = 0
+        node.sleep = frozenset(self.sleep) if self.sleep else NO_SLEEP
         node.mark = self._mark()
         if self._fpos < self._nfixed:
             k = self._fpos
