@@ -1,4 +1,5 @@
-"""The DPOR-versus-DFS agreement check shared by the generated-program properties."""
+"""Shared by the explorer tests: the DPOR-versus-DFS agreement check of the generated-program properties,
+and a body of tasks that share nothing."""
 
 from __future__ import annotations
 
@@ -6,6 +7,31 @@ from collections.abc import Callable
 from typing import Any
 
 import dmabuf
+from dmabuf.runtime import WRITE, rt
+
+
+class _Box:
+    def __init__(self) -> None:
+        self.v = 0
+
+
+def independent_writers(tasks: int, writes: int) -> Callable[[], None]:
+    """A body of ``tasks`` tasks that each write their own object ``writes`` times: nothing conflicts, so
+    DPOR needs one execution (plain DFS needs every interleaving)."""
+
+    def body() -> None:
+        boxes = [_Box() for _ in range(tasks)]
+
+        def w(b: _Box) -> None:
+            for _ in range(writes):
+                rt().point("write", b, WRITE)
+                b.v += 1
+
+        ts = [dmabuf.spawn(w, b) for b in boxes]
+        for t in ts:
+            t.join()
+
+    return body
 
 
 def dpor_agrees_with_dfs(

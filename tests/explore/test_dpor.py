@@ -4,7 +4,7 @@ import os
 from math import factorial
 
 import pytest
-from _agreement import dpor_agrees_with_dfs
+from _agreement import dpor_agrees_with_dfs, independent_writers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,18 +45,7 @@ def test_dpor_is_the_default():
 
 
 def test_independent_tasks_need_one_execution():
-    def body():
-        boxes = [Box() for _ in range(3)]
-
-        def w(b):
-            for _ in range(3):
-                rt().point("write", b, WRITE)
-                b.v += 1
-
-        ts = [dmabuf.spawn(w, b) for b in boxes]
-        for t in ts:
-            t.join()
-
+    body = independent_writers(3, 3)
     assert dmabuf.explore(body, strategy="dpor").executions == 1
     assert dmabuf.explore(body, strategy="dfs").executions == factorial(9) // factorial(3) ** 3
 

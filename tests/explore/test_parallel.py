@@ -1,11 +1,11 @@
 """``workers=N``: one search split over processes; DFS covers exactly the same executions."""
 
 import pytest
+from _agreement import independent_writers
 
 import dmabuf
 from dmabuf.examples.classic import locked_family
 from dmabuf.kernel import Mutex
-from dmabuf.runtime import WRITE, rt
 
 
 class Box:
@@ -58,19 +58,7 @@ def test_dpor_workers_split_a_big_search_into_units():
 def test_dpor_workers_run_independent_tasks_once():
     """Tasks that touch nothing in common: one execution, as in one process (a static split ran one per
     task at the top)."""
-
-    def body():
-        boxes = [Box() for _ in range(3)]
-
-        def touch(b):
-            for _ in range(2):
-                rt().point("write", b, WRITE)
-                b.v += 1
-
-        ts = [dmabuf.spawn(touch, b) for b in boxes]
-        for t in ts:
-            t.join()
-
+    body = independent_writers(3, 2)
     one = dmabuf.explore(body, database=None, probes=False)
     two = dmabuf.explore(body, workers=2, database=None)
     assert one.executions == two.executions == 1 and two.complete

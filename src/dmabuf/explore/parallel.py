@@ -113,6 +113,49 @@ def _expand(
     return units + leaves, None, ran, skipped
 
 
+class Tally:
+    """What the coordinator adds up from the units' results: executions, reversals dropped for the bound,
+    the first real failure, and a lock-order report (the failure only if no unit found a real one)."""
+
+    def __init__(self) -> None:
+        self.executions = 0
+        self.skipped = 0
+        self.stopped = False
+        self.failed: tuple[list[Entry], str] | None = None
+        self.lockdep: list[Entry] | None = None
+
+    def add(self, result: UnitResult) -> bool:
+        """Count one unit's result; True when it is a failure (the search stops)."""
+        n, entries, kind, dropped = result
+        self.executions += n
+        self.skipped += dropped
+        if entries is not None and kind in ("lockdep", "stopped"):
+            if self.lockdep is None:
+                self.lockdep = [Entry(*e) for e in entries]
+        elif entries is not None:
+            self.failed = ([Entry(*e) for e in entries], kind)
+            self.stopped = True
+            return True
+        if kind == "stopped":  # a unit ran out of budget before its subtree was covered; the others stop
+            self.stopped = True  # at their next execution and report what they ran: keep counting
+        return False
+
+    def failure(self) -> tuple[list[Entry], str] | None:
+        if self.failed is None and self.lockdep is not None:
+            return (self.lockdep, "lockdep")
+        return self.failed
+
+
+def stop_workers(procs: list[Any]) -> None:
+    """Kill the workers still running (a failure or a budget ended the search) and forget the job."""
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    for p in procs:
+        p.join(5)
+    _JOB.clear()
+
+
 def _claim(slots: Any) -> bool:
     """Take one execution of the shared ``max_executions`` budget (``None``: unlimited); False when spent."""
     if slots is None:
@@ -226,11 +269,7 @@ def _run_workers(
     _JOB["slots"] = None if max_executions is None else ctx.Value("q", max_executions)
     results = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(counter, results), daemon=True) for _ in range(workers)]
-    executions = 0
-    failed: tuple[list[Entry], str] | None = None
-    lockdep: list[Entry] | None = None
-    stopped = False
-    skipped = 0
+    tally = Tally()
     try:
         for p in procs:
             p.start()
@@ -244,31 +283,14 @@ def _run_workers(
             if r is None:
                 running -= 1
                 continue
-            n, entries, kind, dropped = r
-            executions += n
-            skipped += dropped
-            if entries is not None and kind in ("lockdep", "stopped"):
-                if lockdep is None:
-                    lockdep = [Entry(*e) for e in entries]
-            elif entries is not None:
-                failed = ([Entry(*e) for e in entries], kind)
-                stopped = True
+            if tally.add(r):
                 break
-            if kind == "stopped":  # a unit ran out of budget before its subtree was covered; the others
-                stopped = True  # stop at their next execution and report what they ran: keep counting
             if time_budget is not None and time.perf_counter() - t0 > time_budget + 1.0:
-                stopped = True  # a worker stuck in one long execution: do not wait for it
+                tally.stopped = True  # a worker stuck in one long execution: do not wait for it
                 break
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        for p in procs:
-            p.join(5)
-        _JOB.clear()
-    if failed is None and lockdep is not None:
-        failed = (lockdep, "lockdep")
-    return executions, failed, stopped, skipped
+        stop_workers(procs)
+    return tally.executions, tally.failure(), tally.stopped, tally.skipped
 
 
 def explore_parallel(

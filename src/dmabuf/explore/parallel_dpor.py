@@ -37,7 +37,7 @@ from typing import Any
 
 from ..runtime import activate, deactivate
 from ..runtime.controlled import ControlledRuntime
-from .parallel import _JOB, UnitResult, _check_alive, _claim, _make, _release
+from .parallel import _JOB, Tally, UnitResult, _check_alive, _claim, _make, _release, stop_workers
 from .schedule import Entry
 
 __all__ = ["FIXED_DEPTH", "fixed_depth", "run_dpor_workers"]
@@ -192,10 +192,7 @@ def run_dpor_workers(
     coord = _Coordinator(tasks)
     coord.queue([])
     procs = [ctx.Process(target=_worker, args=(tasks, results), daemon=True) for _ in range(workers)]
-    executions = skipped = 0
-    failed: tuple[list[Entry], str] | None = None
-    lockdep: list[Entry] | None = None
-    stopped = False
+    tally = Tally()
     try:
         for p in procs:
             p.start()
@@ -205,7 +202,7 @@ def run_dpor_workers(
             except queue.Empty:
                 _check_alive(procs)
                 if time_budget is not None and time.perf_counter() - t0 > time_budget + 1.0:
-                    stopped = True  # a worker stuck in one long execution: do not wait for it
+                    tally.stopped = True  # a worker stuck in one long execution: do not wait for it
                     break
                 continue
             if msg is None:
@@ -214,29 +211,12 @@ def run_dpor_workers(
                 coord.on_path(msg[1], msg[2])
                 continue
             if msg[0] == "race":
-                if not stopped:
+                if not tally.stopped:
                     coord.on_race(msg[1], msg[2], msg[3], msg[4])
                 continue
-            uid, (n, entries, kind, dropped) = msg[1], msg[2]
-            coord.outstanding.discard(uid)
-            executions += n
-            skipped += dropped
-            if entries is not None and kind in ("lockdep", "stopped"):
-                if lockdep is None:
-                    lockdep = [Entry(*e) for e in entries]
-            elif entries is not None:
-                failed = ([Entry(*e) for e in entries], kind)
-                stopped = True
+            coord.outstanding.discard(msg[1])  # "done": the queued units stop at once if a budget is spent
+            if tally.add(msg[2]):
                 break
-            if kind == "stopped":  # out of budget: the queued units stop at their first execution
-                stopped = True
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        for p in procs:
-            p.join(5)
-        _JOB.clear()
-    if failed is None and lockdep is not None:
-        failed = (lockdep, "lockdep")
-    return executions, failed, stopped, skipped, coord.units
+        stop_workers(procs)
+    return tally.executions, tally.failure(), tally.stopped, tally.skipped, coord.units
