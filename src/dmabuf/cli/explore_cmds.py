@@ -41,6 +41,20 @@ def load_body(target: str) -> Callable[[], Any]:
 @click.option("--time-budget", type=float, default=None, help="seconds")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="PCT depth")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="local worker processes"
+)
+@click.option(
+    "--database",
+    default=None,
+    metavar="DIR|none",
+    help="failure database directory (default: $DMABUF_DATABASE or .dmabuf/); 'none' for no database",
+)
+@click.option("--resume", is_flag=True, help="continue an interrupted exhaustive search from its saved frontier")
+@click.option(
+    "--progress/--no-progress", default=None, help="live progress bar (default: only on a terminal)"
+)
+@click.option("--no-probes", is_flag=True, help="dpor: no interleaved random and bounded probe executions")
 def explore_cmd(
     target: str,
     strategy: str,
@@ -49,12 +63,21 @@ def explore_cmd(
     time_budget: float | None,
     seed: int,
     depth: int | None,
+    workers: int,
+    database: str | None,
+    resume: bool,
+    progress: bool | None,
+    no_probes: bool,
 ) -> None:
     """Explore the interleavings of the body MODULE:FUNCTION and print the result."""
     body = load_body(target)
     kw: dict[str, Any] = {}
     if depth is not None:
         kw["depth"] = depth
+    if database is not None:
+        kw["database"] = None if database.lower() == "none" else database
+    if no_probes:
+        kw["probes"] = False
     res = explore(
         body,
         strategy=strategy,
@@ -62,9 +85,12 @@ def explore_cmd(
         max_executions=max_executions,
         time_budget=time_budget,
         seed=seed,
+        workers=workers,
+        resume=resume,
+        progress=progress,
         **kw,
     )
-    click.echo(str(res))
+    click.echo(str(res))  # with its notes
     sys.exit(0 if res.ok else 1)
 
 
