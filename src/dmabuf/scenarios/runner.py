@@ -179,7 +179,7 @@ def _run(scn: Scenario, policy: str, variant: str, budget: Budget) -> Run:
         database=None,  # verdicts depend on the search only, and checking leaves no files behind
     )
     return Run(variant, res.ok, bool(res.complete and res.ok), res.executions, time.perf_counter() - t0,
-               res.failure, int(res.stats.get("bound_skipped", 0)))
+               res.failure, 0 if res.stats.get("bound_certified") else int(res.stats.get("bound_skipped", 0)))
 
 
 def _broken(run: Run) -> str:
