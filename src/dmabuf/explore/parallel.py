@@ -174,10 +174,15 @@ def _release(slots: Any) -> None:
             slots.value += 1
 
 
-def _run_unit(unit: list[list[Any]]) -> UnitResult:
+def drive_unit(
+    strat: Any,
+    after_run: Callable[[Any], None] | None = None,
+    after_advance: Callable[[Any], None] | None = None,
+) -> UnitResult:
+    """Run a unit's strategy until its subtree is covered, a failure is found or a shared budget (time,
+    ``max_executions``) is spent. ``after_run(strat)`` is called after every execution and
+    ``after_advance(strat)`` after the strategy took it into account (the DPOR coordinator's reports)."""
     job = _JOB
-    forced = [Entry(*e) for e in unit]
-    strat = _make(job["strategy"], job["bound"], job["seed"], job["depth"], forced)
     rt = ControlledRuntime(strat, job["max_steps"])
     slots, deadline = job["slots"], job["deadline"]
     executions = 0
@@ -191,21 +196,30 @@ def _run_unit(unit: list[list[Any]]) -> UnitResult:
                 return executions, lockdep, "stopped", stats.get("bound_skipped", 0)
             strat.start()
             o = rt.run(job["body"])
+            if after_run is not None:
+                after_run(strat)
             if o.kind == "pruned":
                 _release(slots)
-                if not strat.advance(o):
-                    break
-                continue
-            executions += 1
-            if not o.ok:
-                return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
-            if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process: a real failure wins
-                lockdep = [list(b.entry()) for b in strat.decisions()]
-            if not strat.advance(o):
+            else:
+                executions += 1
+                if not o.ok:
+                    return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
+                if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process: a real failure wins
+                    lockdep = [list(b.entry()) for b in strat.decisions()]
+            more = strat.advance(o)
+            if after_advance is not None:
+                after_advance(strat)
+            if not more:
                 break
     finally:
         deactivate(rt)
     return executions, lockdep, "lockdep" if lockdep is not None else "ok", stats.get("bound_skipped", 0)
+
+
+def _run_unit(unit: list[list[Any]]) -> UnitResult:
+    """A DFS work unit: the subtree under its forced prefix."""
+    job = _JOB
+    return drive_unit(_make(job["strategy"], job["bound"], job["seed"], job["depth"], [Entry(*e) for e in unit]))
 
 
 def _run_seeded(i: int) -> UnitResult:

@@ -35,9 +35,7 @@ import queue
 import time
 from typing import Any
 
-from ..runtime import activate, deactivate
-from ..runtime.controlled import ControlledRuntime
-from .parallel import _JOB, Tally, UnitResult, _check_alive, _claim, _make, _release, stop_workers
+from .parallel import _JOB, Tally, UnitResult, _check_alive, _make, drive_unit, stop_workers
 from .schedule import Entry
 
 __all__ = ["FIXED_DEPTH", "fixed_depth", "run_dpor_workers"]
@@ -87,39 +85,21 @@ def _run_unit(uid: int, spec: Spec, results: Any) -> UnitResult:
     strat = _make("dpor", job["bound"], job["seed"], job["depth"], [Entry(e[0], e[1], e[2]) for e in spec])
     strat.forced_done = [list(e[3]) for e in spec]
     strat.fixed_depth = job["fixed_depth"]
-    rt = ControlledRuntime(strat, job["max_steps"])
-    slots, deadline = job["slots"], job["deadline"]
-    executions = 0
-    lockdep: list[list[Any]] | None = None
     reported = 0
-    activate(rt)
-    try:
-        while True:
-            if (deadline is not None and time.perf_counter() > deadline) or not _claim(slots):
-                return executions, lockdep, "stopped", strat.stats["bound_skipped"]
-            strat.start()
-            o = rt.run(job["body"])
-            path = _path(strat)
-            if len(path) > reported:
-                results.put(("path", uid, path))
-                reported = len(path)
-            if o.kind == "pruned":
-                _release(slots)
-            else:
-                executions += 1
-                if not o.ok:
-                    return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
-                if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process
-                    lockdep = [list(b.entry()) for b in strat.decisions()]
-            more = strat.advance(o)
-            for level, initials, task in strat.requests:
-                results.put(("race", uid, level, list(initials), task))
-            del strat.requests[:]
-            if not more:
-                break
-    finally:
-        deactivate(rt)
-    return executions, lockdep, "lockdep" if lockdep is not None else "ok", strat.stats["bound_skipped"]
+
+    def report_path(s: Any) -> None:
+        nonlocal reported
+        path = _path(s)
+        if len(path) > reported:
+            results.put(("path", uid, path))
+            reported = len(path)
+
+    def report_requests(s: Any) -> None:
+        for level, initials, task in s.requests:
+            results.put(("race", uid, level, list(initials), task))
+        del s.requests[:]
+
+    return drive_unit(strat, report_path, report_requests)
 
 
 def _worker(tasks: Any, results: Any) -> None:
