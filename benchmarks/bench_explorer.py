@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -100,8 +102,19 @@ def rate(n: int, k: int, repeats: int = 7, strategy: str = "dpor", once: bool = 
     return best
 
 
+def _pure_core_rate() -> str:
+    """The counter++ search rate of the pure-Python core, measured now in a child process."""
+    env = {**os.environ, "DMABUF_PURE_PYTHON": "1"}
+    out = subprocess.run(
+        [sys.executable, __file__, "--pure-rate"], env=env, capture_output=True, text=True, timeout=600
+    )
+    return out.stdout.strip() if out.returncode == 0 else "failed: " + out.stderr.strip()[-200:]
+
+
 def section_speed() -> None:
-    print("\n2. dpor executions per second (best of 7; 'search' = probes=False, 'default' = with the probes")
+    build = dmabuf.core_build()
+    print(f"\n2. dpor executions per second, explorer core: {build} (see setup.py)")
+    print("   (best of 7; 'search' = probes=False, 'default' = with the probes")
     print("   the default search interleaves: one extra execution per 4, not counted as executions)")
     print("   'counter++' = the kernel's plain increment under the mutex: 2 points a section (lock, unlock), the")
     print("   program loom's Mutex<usize> benchmark runs; 'ONCE' = READ_ONCE/WRITE_ONCE inside: 4 points a section")
@@ -116,6 +129,14 @@ def section_speed() -> None:
     dfs = rate(3, 2, strategy="dfs")
     print(f"   (for scale: plain dfs on locked 3x2 ONCE {dfs:,.0f}/s, i.e. the runtime alone; dpor search costs")
     print(f"   {dfs / r32:.2f}x the time of a dfs execution)")
+    if build.startswith("compiled"):
+        pure = _pure_core_rate()
+        try:
+            ratio = f"; the compiled core runs {p32 / float(pure):.2f}x as many"
+            pure = f"{float(pure):,.0f}/s"
+        except ValueError:
+            ratio = ""
+        print(f"   the same counter++ search with the pure-Python core (child process, DMABUF_PURE_PYTHON=1): {pure}{ratio}")
 
 
 # ---------------------------------------------------------------------------------------------- 3. first bug
@@ -194,7 +215,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=10.0, help="seconds per first-bug cell (default 10)")
     ap.add_argument("--cap", type=int, default=100_000, help="dfs execution cap in section 1")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pure-rate", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pure_rate:  # the child of section 2: one number
+        print(f"{rate(3, 2, once=False, probes=False):.1f}")
+        return
     qs = load_quality_suite()
     section_counts(args.cap, args.budget)
     section_speed()

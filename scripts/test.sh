@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "== ruff"
-python -m ruff check src tests benchmarks
+python -m ruff check src tests benchmarks setup.py
 echo "== mypy --strict (src/)"
 python -m mypy
 echo "== pytest"

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import kernel as kernel  # first: the kernel layer underlies sync/, fence/ and resv
+from . import _core as _core  # first of all: decides whether the compiled core or its sources load
+from . import kernel as kernel  # the kernel layer underlies sync/, fence/ and resv
+from ._core import core_build
 from .errors import (
     Deadlk,
     DeadlockDetected,
@@ -45,6 +47,7 @@ __all__ = [
     "Task",
     "UsageError",
     "choose",
+    "core_build",
     "explore",
     "replay",
     "run_threads",

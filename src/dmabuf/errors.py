@@ -17,6 +17,7 @@ Control-flow exceptions used by the runtime itself derive from ``BaseException``
 from __future__ import annotations
 
 __all__ = [
+    "CoreBuildWarning",
     "DataIntegrityError",
     "Deadlk",
     "DeadlockDetected",
@@ -122,6 +123,11 @@ class InternalError(DmabufError):
         if not message.startswith("[internal bug]"):
             message = "[internal bug] " + message
         super().__init__(message)
+
+
+class CoreBuildWarning(UserWarning):
+    """The compiled (mypyc) explorer core is present but was built from other sources than the ones beside
+    it (an edited checkout): dmabuf runs the sources, correctly but slower. Reinstall to rebuild."""
 
 
 class TaskKilled(BaseException):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._core import core_build
 from .check import check
 from .explore_cmds import demo, explore_cmd, replay_cmd
 
@@ -11,7 +12,7 @@ __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dmabuf")
+@click.version_option(package_name="dmabuf", message=f"%(prog)s %(version)s, explorer core: {core_build()}")
 def main() -> None:
     """Model-check Linux dma-buf / dma-resv / dma-fence / ww_mutex code: run it on real threads or explore
     its interleavings, and get a minimal, replayable counterexample."""

@@ -122,6 +122,8 @@ def might_wait() -> None:
 def irq_work_queue(fn: Callable[[Any], object], arg: Any, name: str = "irq_work") -> None:
     """Run ``fn(arg)`` soon, asynchronously, in atomic (hard-irq) context: a detached task.
     Kernel: ``irq_work_queue`` as used by the fence containers."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"irq_work_queue: name must be a str, got {type(name).__name__}")
     r = rt()
 
     def run() -> None:

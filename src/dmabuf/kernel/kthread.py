@@ -58,9 +58,14 @@ def _main(info: _Kthread, start_parked: bool) -> Any:
     return info.fn(info.data)
 
 
-def _check(threadfn: object, fn: str) -> None:
+def _check(threadfn: object, fn: str, name: object) -> str | None:
+    """Validate the arguments; returns the task name (the given one, else the thread function's)."""
     if not callable(threadfn):
         raise InvalidArgument(f"{fn} needs a callable thread function, got {type(threadfn).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise InvalidArgument(f"{fn}: the thread name must be a str or None, got {type(name).__name__}")
+    fallback = getattr(threadfn, "__name__", None)
+    return name or (fallback if isinstance(fallback, str) else None)
 
 
 def kthread_create(threadfn: Callable[[Any], Any], data: Any, name: str | None = None) -> Task:
@@ -71,11 +76,11 @@ def kthread_create(threadfn: Callable[[Any], Any], data: Any, name: str | None =
 
     Locking: may sleep. Kernel: ``kthread_create``.
     """
-    _check(threadfn, "kthread_create")
+    task_name = _check(threadfn, "kthread_create", name)
     might_sleep()
     info = _Kthread(threadfn, data)
     r = rt()
-    t = r.spawn(_main, (info, True), name or getattr(threadfn, "__name__", None), detached=True)
+    t = r.spawn(_main, (info, True), task_name, detached=True)
     # The thread may not have started yet (real threads): put it to sleep before anyone can wake it.
     t.extra[_KEY] = info
     if not t.done and not t.should_stop and t.kstate == TASK_RUNNING and not info.parked_by_creator:
@@ -92,11 +97,11 @@ def kthread_run(threadfn: Callable[[Any], Any], data: Any, name: str | None = No
 
     Locking: may sleep. Kernel: ``kthread_run``.
     """
-    _check(threadfn, "kthread_run")
+    task_name = _check(threadfn, "kthread_run", name)
     might_sleep()
     info = _Kthread(threadfn, data)
     r = rt()
-    t = r.spawn(_main, (info, False), name or getattr(threadfn, "__name__", None), detached=True)
+    t = r.spawn(_main, (info, False), task_name, detached=True)
     t.extra[_KEY] = info
     return t
 

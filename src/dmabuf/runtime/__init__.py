@@ -77,8 +77,10 @@ def spawn(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Task:
 
     Raises:
         NotInRuntime: outside ``run_threads``/``explore``.
-        InvalidArgument: ``fn`` is not callable.
+        InvalidArgument: ``fn`` is not callable, or ``name`` is not a str or None.
     """
     if not callable(fn):
         raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}: pass the function itself")
+    if name is not None and not isinstance(name, str):
+        raise InvalidArgument(f"spawn(): name must be a str or None, got {type(name).__name__}")
     return rt().spawn(fn, args, name)

@@ -66,32 +66,8 @@ class Task:
     task state used by ``set_current_state``/``schedule``, pending signals and the kthread stop flag.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "access",
-        "args",
-        "atomic_depth",
-        "daemon",
-        "deadline",
-        "detached",
-        "done",
-        "exc",
-        "extra",
-        "fn",
-        "held",
-        "id",
-        "joined",
-        "kstate",
-        "name",
-        "obj",
-        "op",
-        "rcu_depth",
-        "rcu_gen",
-        "ready",
-        "result",
-        "should_stop",
-        "sigpending",
-    )
+    # no __slots__: setup.py compiles this module with mypyc, which refuses them (compiled, the
+    # attributes are fixed C fields anyway)
 
     def __init__(
         self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...], daemon: bool, detached: bool

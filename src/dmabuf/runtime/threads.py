@@ -33,10 +33,14 @@ __all__ = ["ThreadRuntime"]
 
 
 class _TTask(Task):
-    __slots__ = ("blocked", "cond", "thread")
+    # no __slots__: setup.py compiles this module with mypyc, which refuses them (compiled, the
+    # attributes are fixed C fields anyway)
 
-    def __init__(self, *a: Any) -> None:
-        super().__init__(*a)
+    def __init__(
+        self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...], daemon: bool, detached: bool
+    ) -> None:
+        # explicit arguments: compiled by mypyc, super().__init__(*a) passes the tuple as the first one
+        super().__init__(tid, name, fn, args, daemon, detached)
         self.cond: threading.Condition | None = None
         self.thread: threading.Thread | None = None
         self.blocked = False
@@ -47,7 +51,9 @@ class ThreadRuntime(Runtime):
 
     kind = "threads"
 
-    def __init__(self, seed: int = 0, jitter: bool = False, timeout: float | None = None) -> None:
+    def __init__(self, seed: int = 0, jitter: bool = False, timeout: object = None) -> None:
+        # ``timeout: object``: this module may be compiled (setup.py), and a compiled ``float | None``
+        # parameter would reject a bad value with a bare TypeError before the check below explains it
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
         ):
@@ -58,7 +64,7 @@ class ThreadRuntime(Runtime):
         self._local = threading.local()
         self._rng = random.Random(seed)
         self._jitter = jitter
-        self._timeout = timeout
+        self._timeout: int | float | None = timeout if isinstance(timeout, (int, float)) else None
         self._tasks: list[_TTask] = []
         self._active = 0  # tasks neither blocked nor done
         self._failure: BaseException | None = None

@@ -13,21 +13,8 @@ __all__ = ["NO_SLEEP", "Ev", "Node", "Node1", "conflict"]
 class Node:
     """A node of the DPOR tree: the state before one step (``kind == "t"``) or a data choice (``"c"``)."""
 
-    __slots__ = (
-        "backtrack",
-        "chosen",
-        "cur",
-        "done",
-        "ev",
-        "fixed",
-        "kind",
-        "mark",
-        "n",
-        "op",
-        "pre",
-        "sleep",
-        "tids",
-    )
+    # no __slots__: setup.py compiles this module with mypyc, which refuses them (compiled, the
+    # attributes are fixed C fields anyway)
 
     def __init__(self, kind: str, tids: tuple[int, ...], n: int, cur: int, pre: int) -> None:
         self.kind = kind
@@ -55,7 +42,8 @@ class Node1:
     """A scheduling step with one enabled task: it never branches, so it keeps only what the race analysis
     and the replay check read (the other fields are constants). Most steps are such steps, so it is cheap."""
 
-    __slots__ = ("chosen", "ev", "op", "tids")
+    # no __slots__: setup.py compiles this module with mypyc, which refuses them (compiled, the
+    # attributes are fixed C fields anyway)
 
     kind = "t"
     n = 1
@@ -86,21 +74,8 @@ class Node1:
 class Ev:
     """One recorded event: a step (``kind == "s"``), a spawn or a join."""
 
-    __slots__ = (
-        "access",
-        "enabler",
-        "key",
-        "kind",
-        "node",
-        "obj",
-        "other",
-        "pred",
-        "prev_obj",
-        "prev_task",
-        "tid",
-        "vc",
-        "wait",
-    )
+    # no __slots__: setup.py compiles this module with mypyc, which refuses them (compiled, the
+    # attributes are fixed C fields anyway)
 
     def __init__(
         self,

@@ -1,0 +1,100 @@
+"""Build script: compiles the explorer's hot core with mypyc when it can, else installs pure Python.
+
+Everything else about the package is declared in pyproject.toml; this file only adds the optional C
+extensions. The modules in ``CORE`` (the controlled runtime, the task record and the DPOR search) run at
+every scheduling step of every execution; compiled, an exhaustive search runs about 3x more executions per
+second (benchmarks/bench_explorer.py prints which build it measured). They are ordinary, mypy --strict
+clean Python, and the package behaves the same without them:
+
+* ``DMABUF_PURE_PYTHON=1`` at install time skips the compiler;
+* a failed compile (no C compiler, no Python headers, no mypy) installs pure Python, with a warning;
+* at import time, ``dmabuf._core`` uses the compiled modules only if they were built from exactly the
+  sources beside them (an edited checkout falls back to the sources, and says how to rebuild).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+#: module name -> source file: keep in sync with ``dmabuf._core.CORE_MODULES`` (a test checks it)
+CORE = {
+    "dmabuf.runtime._api": "src/dmabuf/runtime/_api.py",
+    "dmabuf.runtime.threads": "src/dmabuf/runtime/threads.py",
+    "dmabuf.runtime.controlled": "src/dmabuf/runtime/controlled.py",
+    "dmabuf.explore.strategies.dpor": "src/dmabuf/explore/strategies/dpor.py",
+    "dmabuf.explore.strategies.dpor_races": "src/dmabuf/explore/strategies/dpor_races.py",
+    "dmabuf.explore.strategies.dpor_events": "src/dmabuf/explore/strategies/dpor_events.py",
+}
+#: the file beside the compiled package that records the sources it was built from
+STAMP = "_core_build.json"
+GROUP = "dmabuf"  # one shared library, dmabuf__mypyc.*.so, holds the compiled code of every CORE module
+
+
+def _warn(msg: str) -> None:
+    print(f"dmabuf setup: {msg}", file=sys.stderr)
+
+
+def _extensions() -> list[Any]:
+    if os.environ.get("DMABUF_PURE_PYTHON"):
+        _warn("DMABUF_PURE_PYTHON is set: installing the pure-Python core")
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        _warn("mypyc is not available: installing the pure-Python core")
+        return []
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # mypycify takes paths relative to the project
+    try:
+        # --ignore-missing-imports: the build environment has mypy, not the runtime dependencies (rich,
+        # click); their types do not matter to the compiled modules
+        exts: list[Any] = mypycify(
+            ["--ignore-missing-imports", *CORE.values()], group_name=GROUP, opt_level="3"
+        )
+        return exts
+    except BaseException as e:  # a type error in mypyc's eyes is a SystemExit
+        _warn(f"mypyc could not compile the core ({type(e).__name__}: {e}): installing pure Python")
+        return []
+    finally:
+        os.chdir(cwd)
+
+
+class BuildCore(build_ext):
+    """``build_ext`` that never fails the install: on any compile error it removes what it built (a
+    partial set of compiled modules would not load) and leaves the pure-Python modules. On success it
+    writes the digest of each compiled source beside the package (``dmabuf._core`` compares it)."""
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        try:
+            super().run()
+        except Exception as e:
+            self._remove_outputs()
+            _warn(f"compiling the core failed ({type(e).__name__}: {e}): installing pure Python")
+            return
+        pkg = Path(self.get_ext_fullpath("dmabuf.runtime._api")).parent.parent
+        digests = {m: hashlib.sha256((ROOT / p).read_bytes()).hexdigest() for m, p in CORE.items()}
+        (pkg / STAMP).write_text(json.dumps({"python": sys.version.split()[0], "sources": digests}, indent=1))
+
+    def _remove_outputs(self) -> None:
+        for ext in self.extensions:
+            out = Path(self.get_ext_fullpath(ext.name))
+            if out.exists():
+                out.unlink()
+        tmp = Path(self.build_temp)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildCore})

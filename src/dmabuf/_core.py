@@ -1,0 +1,110 @@
+"""Which build of the explorer's hot core runs: the mypyc-compiled modules or their Python sources.
+
+``setup.py`` compiles :data:`CORE_MODULES` with mypyc when it can (about 3x more executions per second) and
+records the SHA-256 of each source it compiled in ``_core_build.json`` beside the package. This module is
+imported first by ``dmabuf/__init__.py``, before any core module, and decides once per process:
+
+* compiled, when every core module has its extension, the record exists and every source beside it is
+  still the one compiled;
+* the sources otherwise: ``DMABUF_PURE_PYTHON`` is set, the install had no compiler, or a source was edited
+  since the build (then a :class:`~dmabuf.errors.CoreBuildWarning` says how to rebuild). A finder placed
+  first on ``sys.meta_path`` then loads the ``.py`` files, which Python would otherwise skip for the
+  extensions. All or none: the compiled modules call each other directly, so a mix would not work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from .errors import CoreBuildWarning
+
+__all__ = ["COMPILED", "CORE_MODULES", "REASON", "core_build", "decide", "source_of"]
+
+#: the modules setup.py compiles (keep in sync with its CORE; a test checks it)
+CORE_MODULES = (
+    "dmabuf.runtime._api",
+    "dmabuf.runtime.threads",
+    "dmabuf.runtime.controlled",
+    "dmabuf.explore.strategies.dpor",
+    "dmabuf.explore.strategies.dpor_races",
+    "dmabuf.explore.strategies.dpor_events",
+)
+STAMP = "_core_build.json"
+_PKG = Path(__file__).resolve().parent
+
+
+def source_of(module: str, pkg: Path = _PKG) -> Path:
+    """The ``.py`` file of a core module in the package directory ``pkg`` (this one by default)."""
+    return pkg.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
+def _has_extension(module: str, pkg: Path) -> bool:
+    src = source_of(module, pkg)
+    return any(src.with_suffix(suffix).exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def decide(pkg: Path = _PKG, environ: Mapping[str, str] = os.environ) -> tuple[bool, str]:
+    """Whether the compiled core of the package directory ``pkg`` may load, and why (or why not). Warns
+    (:class:`~dmabuf.errors.CoreBuildWarning`) when compiled modules are there but do not match."""
+    if environ.get("DMABUF_PURE_PYTHON"):
+        return False, "pure Python (DMABUF_PURE_PYTHON is set)"
+    built = [m for m in CORE_MODULES if _has_extension(m, pkg)]
+    if not built:
+        return False, "pure Python (installed without compiling the core)"
+    missing = [m for m in CORE_MODULES if m not in built]
+    try:
+        record = json.loads((pkg / STAMP).read_text())
+        sources = record["sources"]
+    except (OSError, ValueError, KeyError, TypeError):
+        sources = None
+    if missing or not isinstance(sources, dict):
+        what = f"no compiled {', '.join(missing)}" if missing else f"no valid {STAMP}"
+        return False, _stale(f"the compiled core is incomplete ({what})")
+    changed = [
+        m for m in CORE_MODULES if sources.get(m) != hashlib.sha256(source_of(m, pkg).read_bytes()).hexdigest()
+    ]
+    if changed:
+        names = ", ".join(str(source_of(m, pkg).relative_to(pkg.parent)) for m in changed)
+        return False, _stale(f"{names} changed since the core was compiled")
+    return True, "compiled (mypyc)"
+
+
+def _stale(why: str) -> str:
+    warnings.warn(
+        f"{why}: dmabuf runs the Python sources (same behaviour, about 3x slower searches). Reinstall to "
+        "compile them again (pip install -e . in a checkout), or set DMABUF_PURE_PYTHON=1 to silence this.",
+        CoreBuildWarning,
+        stacklevel=2,
+    )
+    return f"pure Python ({why})"
+
+
+class _SourcesFirst(importlib.abc.MetaPathFinder):
+    """Loads the core modules from their ``.py`` files (Python prefers an extension of the same name)."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in CORE_MODULES:
+            return None
+        return importlib.util.spec_from_file_location(fullname, source_of(fullname))
+
+
+COMPILED, REASON = decide()
+if not COMPILED and not any(isinstance(f, _SourcesFirst) for f in sys.meta_path):
+    sys.meta_path.insert(0, _SourcesFirst())
+
+
+def core_build() -> str:
+    """How the explorer's core runs in this process: ``"compiled (mypyc)"`` or ``"pure Python (<why>)"``."""
+    return REASON
