@@ -14,7 +14,9 @@ clean Python, and the package behaves the same without them:
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.machinery
 import json
 import os
 import shutil
@@ -26,7 +28,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-#: module name -> source file: keep in sync with ``dmabuf._core.CORE_MODULES`` (a test checks it)
+#: module name -> source file: keep in sync with ``dmabuf._core.CORE_SOURCES`` (a test checks it)
 CORE = {
     "dmabuf.runtime._api": "src/dmabuf/runtime/_api.py",
     "dmabuf.runtime.threads": "src/dmabuf/runtime/threads.py",
@@ -42,6 +44,23 @@ GROUP = "dmabuf"  # one shared library, dmabuf__mypyc.*.so, holds the compiled c
 
 def _warn(msg: str) -> None:
     print(f"dmabuf setup: {msg}", file=sys.stderr)
+
+
+def _remove_stale_builds(keep: set[str]) -> None:
+    """Delete compiled modules an earlier in-place (editable) build left in src/ that this build does not
+    make again: Python would load a leftover extension instead of the module's source, and fail."""
+    src = ROOT / "src"
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    for path in src.rglob("*"):
+        if not path.name.endswith(suffixes) or not path.is_file():
+            continue
+        stem = path.name[: -len(next(s for s in suffixes if path.name.endswith(s)))]
+        rel = path.parent.relative_to(src).parts
+        module = ".".join((*rel, stem)) if stem != "__init__" else ".".join(rel)
+        if module not in keep:
+            path.unlink()
+    if not keep:
+        (src / "dmabuf" / STAMP).unlink(missing_ok=True)
 
 
 def _extensions() -> list[Any]:
@@ -69,6 +88,19 @@ def _extensions() -> list[Any]:
         os.chdir(cwd)
 
 
+def _class_docs() -> dict[str, str]:
+    """``module.Class`` -> docstring of every class of the compiled modules: mypyc drops class docstrings,
+    and ``dmabuf._core`` puts them back (methods keep none; their docs are in the sources)."""
+    docs = {}
+    for module, path in CORE.items():
+        for node in ast.parse((ROOT / path).read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                doc = ast.get_docstring(node, clean=False)
+                if doc:
+                    docs[f"{module}.{node.name}"] = doc
+    return docs
+
+
 class BuildCore(build_ext):
     """``build_ext`` that never fails the install: on any compile error it removes what it built (a
     partial set of compiled modules would not load) and leaves the pure-Python modules. On success it
@@ -85,7 +117,8 @@ class BuildCore(build_ext):
             return
         pkg = Path(self.get_ext_fullpath("dmabuf.runtime._api")).parent.parent
         digests = {m: hashlib.sha256((ROOT / p).read_bytes()).hexdigest() for m, p in CORE.items()}
-        (pkg / STAMP).write_text(json.dumps({"python": sys.version.split()[0], "sources": digests}, indent=1))
+        record = {"python": sys.version.split()[0], "sources": digests, "class_docs": _class_docs()}
+        (pkg / STAMP).write_text(json.dumps(record, indent=1))
 
     def _remove_outputs(self) -> None:
         for ext in self.extensions:
@@ -97,4 +130,6 @@ class BuildCore(build_ext):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildCore})
+EXTENSIONS = _extensions()
+_remove_stale_builds({*CORE, f"{GROUP}__mypyc"} if EXTENSIONS else set())
+setup(ext_modules=EXTENSIONS, cmdclass={"build_ext": BuildCore})

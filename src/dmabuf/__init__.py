@@ -56,6 +56,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+_core.restore_class_docs()
+
 
 def choose(n: int, label: str = "") -> int:
     """A recorded data choice: an int in ``range(n)``. The explorer tries every value; on real threads it

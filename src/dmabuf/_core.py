@@ -28,24 +28,37 @@ from types import ModuleType
 
 from .errors import CoreBuildWarning
 
-__all__ = ["COMPILED", "CORE_MODULES", "REASON", "core_build", "decide", "source_of"]
+__all__ = [
+    "COMPILED",
+    "CORE_MODULES",
+    "CORE_SOURCES",
+    "REASON",
+    "core_build",
+    "decide",
+    "restore_class_docs",
+    "source_of",
+]
 
-#: the modules setup.py compiles (keep in sync with its CORE; a test checks it)
-CORE_MODULES = (
-    "dmabuf.runtime._api",
-    "dmabuf.runtime.threads",
-    "dmabuf.runtime.controlled",
-    "dmabuf.explore.strategies.dpor",
-    "dmabuf.explore.strategies.dpor_races",
-    "dmabuf.explore.strategies.dpor_events",
-)
+#: the modules setup.py compiles, with their sources relative to the package directory (keep in sync with
+#: setup.py's CORE; a test checks it): the runtime, the task record and the DPOR search. Model code (the
+#: mutex, the kernel-named API) stays Python: compiled, a wrongly typed argument would raise mypyc's bare
+#: TypeError before our checks explain it, and inspect.signature would lose the annotations
+CORE_SOURCES = {
+    "dmabuf.runtime._api": "runtime/_api.py",
+    "dmabuf.runtime.threads": "runtime/threads.py",
+    "dmabuf.runtime.controlled": "runtime/controlled.py",
+    "dmabuf.explore.strategies.dpor": "explore/strategies/dpor.py",
+    "dmabuf.explore.strategies.dpor_races": "explore/strategies/dpor_races.py",
+    "dmabuf.explore.strategies.dpor_events": "explore/strategies/dpor_events.py",
+}
+CORE_MODULES = tuple(CORE_SOURCES)
 STAMP = "_core_build.json"
 _PKG = Path(__file__).resolve().parent
 
 
 def source_of(module: str, pkg: Path = _PKG) -> Path:
     """The ``.py`` file of a core module in the package directory ``pkg`` (this one by default)."""
-    return pkg.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    return pkg / CORE_SOURCES[module]
 
 
 def _has_extension(module: str, pkg: Path) -> bool:
@@ -76,7 +89,27 @@ def decide(pkg: Path = _PKG, environ: Mapping[str, str] = os.environ) -> tuple[b
     if changed:
         names = ", ".join(str(source_of(m, pkg).relative_to(pkg.parent)) for m in changed)
         return False, _stale(f"{names} changed since the core was compiled")
+    docs = record.get("class_docs")
+    if isinstance(docs, dict):
+        _CLASS_DOCS.update({k: v for k, v in docs.items() if isinstance(k, str) and isinstance(v, str)})
     return True, "compiled (mypyc)"
+
+
+#: ``module.Class`` -> docstring, from the build record (mypyc drops class docstrings)
+_CLASS_DOCS: dict[str, str] = {}
+
+
+def restore_class_docs() -> None:
+    """Give the compiled core's classes back the docstrings mypyc dropped (``help(dmabuf.Task)``). Called by
+    ``dmabuf/__init__.py`` once the core is imported; does nothing when the sources run."""
+    for name, doc in _CLASS_DOCS.items():
+        module, _, cls_name = name.rpartition(".")
+        cls = getattr(importlib.import_module(module), cls_name, None)
+        if isinstance(cls, type) and not cls.__doc__:
+            try:
+                cls.__doc__ = doc
+            except (AttributeError, TypeError):
+                pass  # a type that refuses it keeps no docstring: cosmetic only
 
 
 def _stale(why: str) -> str:
