@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 # the package, partly initialised at this point: ``rt`` is looked up on it at call time
 from .. import runtime as _runtime_pkg
@@ -42,18 +42,19 @@ __all__ = [
     "leak_problems",
 ]
 
+# Final: compiled (setup.py), the core modules use these as constants instead of looking them up
 #: Access kind of a scheduling point that only observes the object.
-READ = "read"
+READ: Final = "read"
 #: Access kind of a scheduling point that may modify the object.
-WRITE = "write"
+WRITE: Final = "write"
 #: Access kind of an operation that only releases an object others wait for (unlock). It conflicts like a
 #: WRITE, but a *waiting* acquisition is never considered for reordering before it (it could not run there),
 #: so DPOR races an acquisition with the previous acquisition instead.
-RELEASE = "release"
+RELEASE: Final = "release"
 #: Access kind of a step that neither changes shared state nor observes anything that can still change once
 #: it is enabled (joining a finished task). The controlled runtime runs such steps eagerly, without making a
 #: scheduling decision, so they never multiply the number of explored executions.
-LOCAL = "local"
+LOCAL: Final = "local"
 
 Ready = Callable[[], bool]
 

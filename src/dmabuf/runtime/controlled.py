@@ -30,7 +30,7 @@ to the next one (no hub round trip) -- see the Foundation issue's measurements.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from greenlet import getcurrent, greenlet
 
@@ -43,10 +43,10 @@ __all__ = ["Abort", "ControlledRuntime", "Decider", "Outcome"]
 
 #: Default bound on the scheduling steps one task may take in an execution before it is reported as a
 #: livelock (explorer-api.md: "a task that exceeds the step bound").
-DEFAULT_MAX_STEPS = 20_000
+DEFAULT_MAX_STEPS: Final = 20_000
 #: An execution of more than this many times ``max_steps`` steps in all is a livelock too, whatever each
 #: task took (many tasks that never finish, or tasks that keep spawning tasks).
-TOTAL_STEPS_FACTOR = 8
+TOTAL_STEPS_FACTOR: Final = 8
 
 
 class Decider(Protocol):
@@ -285,7 +285,7 @@ class ControlledRuntime(Runtime):
                         if d is None or d > now:
                             continue
                         opts.append(t)
-                    if local is None and t.access is LOCAL:
+                    if local is None and t.access == LOCAL:
                         local = t
             if opts:
                 # eagerly run enabled LOCAL steps: they commute with everything

@@ -175,7 +175,7 @@ class DPOR(RaceAnalysis):
         self._pending = [
             (t.id, t.obj, t.access, t.ready is not None)
             for t in rt._live
-            if t.at_point and t.access is not LOCAL
+            if t.at_point and t.access != LOCAL
         ]
 
     def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ...runtime import READ
 from ..schedule import Entry
@@ -111,7 +111,7 @@ class Ev:
 
 
 #: the sleep set of a step with no sleeping task (never mutated)
-NO_SLEEP: frozenset[int] = frozenset()
+NO_SLEEP: Final[frozenset[int]] = frozenset()
 
 
 def conflict(a1: str, o1: Any, a2: str, o2: Any) -> bool:
