@@ -6,6 +6,7 @@ from _agreement import independent_writers
 import dmabuf
 from dmabuf.examples.classic import locked_family
 from dmabuf.kernel import Mutex
+from dmabuf.runtime import WRITE
 
 
 class Box:
@@ -93,3 +94,44 @@ def test_workers_report_the_reversals_bounded_dpor_dropped():
     assert one.stats["bound_skipped"] > 0
     assert two.stats["bound_skipped"] == one.stats["bound_skipped"] and two.executions == one.executions
     assert any("skipped reversals" in n for n in two.notes), two.notes
+
+
+def test_workers_certify_a_bounded_dpor_search_that_dropped_reversals():
+    """As in one process (engine._Search.certify): a finished, clean bounded DPOR search that dropped
+    reversals ends with plain DFS at the same bound. The units do not run it; the coordinating process does,
+    once they are done."""
+    dfs = dmabuf.explore(locked_family(3, 2), strategy="dfs", preemption_bound=1, database=None)
+    two = dmabuf.explore(locked_family(3, 2), preemption_bound=1, workers=2, database=None)
+    assert two.ok and two.complete and two.stats["bound_skipped"] > 0 and two.stats["bound_certified"] == 1
+    assert two.stats["certify_executions"] == dfs.executions
+    assert any("so the search is complete" in n for n in two.notes), two.notes
+    assert not any("may not have run" in n for n in two.notes), two.notes
+    off = dmabuf.explore(locked_family(3, 2), preemption_bound=1, workers=2, database=None, probes=False)
+    assert "bound_certified" not in off.stats and any("may not have run" in n for n in off.notes), off.notes
+
+
+def _late_conflict():
+    """The failing order (t2 writes Y first) needs no preemption, but bounded DPOR reaches it only by
+    reversing the race on Y, which preempts t1 (see test_contract_audit's twin)."""
+    box = {"v": 0}
+
+    def t1():
+        dmabuf.rt().point("write", "X", WRITE)
+        dmabuf.rt().point("write", "Y", WRITE)
+        box["v"] = 1
+
+    def t2():
+        dmabuf.rt().point("write", "Y", WRITE)
+        box["v"] = 2
+
+    a, b = dmabuf.spawn(t1, name="t1"), dmabuf.spawn(t2, name="t2")
+    a.join()
+    b.join()
+    assert box["v"] == 2, "t2 wrote Y first"
+
+
+def test_workers_certification_finds_what_bounded_dpor_skipped():
+    res = dmabuf.explore(_late_conflict, preemption_bound=0, workers=2, database=None)
+    assert res.failure is not None and res.failure.preemptions == 0 and not res.complete
+    again = dmabuf.replay(_late_conflict, res.failure.schedule)
+    assert again is not None and again.kind == res.failure.kind

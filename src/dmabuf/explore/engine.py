@@ -164,6 +164,17 @@ def explore(
             db,
         )
         result.notes[:0] = notes
+        if (
+            probes is not False
+            and strat.name == "dpor"
+            and preemption_bound is not None
+            and result.ok
+            and result.complete
+            and result.stats.get("bound_skipped")
+        ):
+            from .certify import certify_parallel
+
+            result = certify_parallel(result, rt, strat, body, preemption_bound, time_budget, t0, shrink, db, key)
         return result
     activate(rt)
     try:
