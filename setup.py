@@ -19,7 +19,6 @@ import hashlib
 import importlib.machinery
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -121,13 +120,12 @@ class BuildCore(build_ext):
         (pkg / STAMP).write_text(json.dumps(record, indent=1))
 
     def _remove_outputs(self) -> None:
+        # only the extensions: build_temp is shared with other setuptools steps (editable installs keep
+        # their egg-info there)
         for ext in self.extensions:
             out = Path(self.get_ext_fullpath(ext.name))
             if out.exists():
                 out.unlink()
-        tmp = Path(self.build_temp)
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 EXTENSIONS = _extensions()
