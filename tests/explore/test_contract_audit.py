@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -506,6 +507,50 @@ def test_a_bounded_dpor_search_that_dropped_reversals_is_certified_by_bounded_df
     assert res.executions <= dfs.executions  # the certifying runs are probes, not executions
     assert any("so the search is complete" in n for n in res.notes), res.notes
     assert not any("may not have run" in n for n in res.notes), res.notes
+
+
+def _late_conflict_with_bystanders(extra: int) -> Callable[[], None]:
+    """The late conflict of t1 and t2, next to ``extra`` tasks that each write their own object once: bounded
+    DPOR at bound 0 runs 1 execution and drops the reversal; plain DFS at bound 0 runs one execution per
+    order in which the (2 + extra) tasks finish, (2 + extra)!."""
+
+    def body() -> None:
+        def t1() -> None:
+            rt().point("write", "X", WRITE)
+            rt().point("write", "Y", WRITE)
+
+        def t2() -> None:
+            rt().point("write", "Y", WRITE)
+
+        def bystander(i: int) -> None:
+            rt().point("write", f"Z{i}", WRITE)
+
+        tasks = [dmabuf.spawn(t1), dmabuf.spawn(t2)] + [dmabuf.spawn(bystander, i) for i in range(extra)]
+        for t in tasks:
+            t.join()
+
+    return body
+
+
+def test_the_certifying_dfs_is_skipped_when_it_cannot_finish() -> None:
+    """Certifying by bounded DFS only helps when that DFS can finish: random walks estimate its size first
+    (7! = 5,040 here, against the 64 executions it may run), and it is skipped, with a note; the search's
+    own "may not have run" note stays."""
+    res = dmabuf.explore(_late_conflict_with_bystanders(5), preemption_bound=0, database=None)
+    assert res.ok and res.complete and res.stats["bound_skipped"] > 0
+    assert res.stats["certify_skipped"] == 1 and res.stats["certify_estimate"] == 5040
+    assert "bound_certified" not in res.stats and "certify_executions" not in res.stats
+    assert any("was not run" in n and "5,040" in n for n in res.notes), res.notes
+    assert any("may not have run" in n for n in res.notes), res.notes
+
+
+def test_the_certifying_dfs_gets_room_for_the_tree_it_estimates() -> None:
+    """5! = 120 executions of bounded DFS, more than the 64 the 1-execution search would allow it: the
+    estimate raises the allowance (up to 4x), and the search is certified."""
+    res = dmabuf.explore(_late_conflict_with_bystanders(3), preemption_bound=0, database=None)
+    dfs = dmabuf.explore(_late_conflict_with_bystanders(3), strategy="dfs", preemption_bound=0, database=None)
+    assert dfs.complete and dfs.executions == 120
+    assert res.stats["bound_certified"] == 1 and res.stats["certify_executions"] == 120
 
 
 def test_bounded_dpor_says_when_it_dropped_a_reversal() -> None:

@@ -1,7 +1,8 @@
-"""Certifying a parallel bounded DPOR search: the work units of ``workers=N`` do not run the certifying DFS
-that a one-process search runs (see ``engine._Search.certify``), so the coordinating process runs it once the
-units are done. Same rule: plain DFS with the same preemption bound, as probes, for at least as many
-executions as the search ran; finished, every schedule within the bound ran; failed, that is the failure."""
+"""Certifying a bounded DPOR search that dropped reversals (``engine._Search.certify`` runs the certifying
+DFS): the estimate that decides whether that DFS can finish at all, and the certification of a parallel
+search, whose work units do not run it (the coordinating process does once they are done). Same rule
+everywhere: plain DFS with the same preemption bound, as probes, for at least as many executions as the
+search ran; finished, every schedule within the bound ran; failed, that is the failure."""
 
 from __future__ import annotations
 
@@ -14,10 +15,48 @@ from ..runtime.controlled import ControlledRuntime
 from .database import FailureDatabase
 from .failure import ExploreResult
 from .replaying import _build_failure, shrink_budget
+from .schedule import Entry
 from .strategies.base import PathStrategy
 from .strategies.dpor import bound_skipped_note
+from .strategies.extra import RandomWalk
 
-__all__ = ["certify_parallel"]
+__all__ = ["SKIP_FACTOR", "WALKS", "certify_parallel", "estimate_bounded_dfs"]
+
+#: random walks of the estimate (they run as probes, and a failing one is the search's failure)
+WALKS = 8
+#: the certifying DFS is skipped when the estimate exceeds this many times the executions it may run
+SKIP_FACTOR = 20
+
+
+def estimate_bounded_dfs(
+    rt: ControlledRuntime, body: Callable[[], Any], bound: int, seed: int = 0
+) -> tuple[float, int, tuple[list[Entry], Any] | None]:
+    """Knuth's estimate of the executions plain DFS with preemption bound ``bound`` runs: the mean, over
+    :data:`WALKS` random walks within the bound, of the product of the alternatives the bound allows at each
+    branch of the walk (all of them, or only the running task once ``bound`` preemptions were made -- DFS's
+    own rule). Unbiased, but heavy-tailed, hence the generous :data:`SKIP_FACTOR`. Returns the estimate, the
+    walks run, and the first failing walk (its decisions and outcome), if one failed (the walks stop there).
+    ``rt``'s decider is restored."""
+    walk = RandomWalk(seed, bound)
+    saved = rt.decider
+    rt.decider = walk
+    total = 0.0
+    try:
+        for k in range(WALKS):
+            walk.start()
+            outcome = rt.run(body)
+            branches = walk.decisions()
+            if outcome.kind not in ("ok", "pruned"):
+                return total / (k + 1), k + 1, ([b.entry() for b in branches], outcome)
+            product = 1.0
+            for b in branches:
+                if not (b.kind == "t" and b.cur >= 0 and b.pre >= bound):
+                    product *= b.n
+            total += product
+            walk.advance(outcome)
+    finally:
+        rt.decider = saved
+    return total / WALKS, WALKS, None
 
 
 def certify_parallel(
@@ -55,9 +94,11 @@ def certify_parallel(
                 db.save(key, failure.kind, failure.schedule)
     finally:
         deactivate(rt)
-    ran = stats.get("certify_executions", 0)
-    result.stats["certify_executions"] = ran
-    result.stats["probe_executions"] = result.stats.get("probe_executions", 0) + ran
+    result.stats["certify_executions"] = stats.get("certify_executions", 0)
+    for k in ("certify_estimate", "certify_skipped"):
+        if k in stats:
+            result.stats[k] = stats[k]
+    result.stats["probe_executions"] = result.stats.get("probe_executions", 0) + run.probes
     result.elapsed = time.perf_counter() - t0
     if failure is not None:
         result.ok = False
@@ -68,4 +109,6 @@ def certify_parallel(
         result.stats["bound_certified"] = 1
         skipped = bound_skipped_note(bound)
         result.notes = [n for n in result.notes if n != skipped] + notes
+    else:
+        result.notes += notes  # why the certifying dfs did not run, if it did not
     return result
