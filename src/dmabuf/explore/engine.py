@@ -332,10 +332,10 @@ class _Search:
     def certify(self, bound: int | None, notes: list[str]) -> None:
         """After a finished bounded DPOR search that dropped reversals for the bound (so a schedule within the
         bound may not have run): run plain DFS with the same bound, as probes (not counted as executions).
-        First a few random walks estimate how many executions that DFS has (``certify.estimate_bounded_dfs``):
-        far more than it may run, and it is skipped (said in the notes). Otherwise it runs for as many
-        executions as the search ran (at least 64), or up to twice the estimate when that is larger (at
-        most 4x). If it finishes, every schedule within the bound ran; if it (or a walk) fails, that is the
+        First a few random walks estimate how many executions that DFS has (``certify.estimate_bounded_dfs``,
+        only when the walks agree): far more than it may run, and it is skipped (said in the notes).
+        Otherwise it runs for as many executions as the search ran (at least 64), or up to twice the
+        estimate when that is larger (at most 4x). If it finishes, every schedule within the bound ran; if it (or a walk) fails, that is the
         search's failure."""
         stats: dict[str, int] | None = getattr(self.strat, "stats", None)
         if not (self.complete and self.failed is None and bound is not None and self.strat.name == "dpor"):
@@ -351,8 +351,9 @@ class _Search:
         if failed is not None:
             self.failed = failed
             return
-        stats["certify_estimate"] = round(estimate)
-        if estimate > SKIP_FACTOR * cap:
+        if estimate is not None:
+            stats["certify_estimate"] = round(estimate)
+        if estimate is not None and estimate > SKIP_FACTOR * cap:
             stats["certify_skipped"] = 1
             notes.append(
                 f"the certifying dfs (preemption_bound={bound}) was not run: it would need about "
@@ -361,7 +362,8 @@ class _Search:
             )
             return
         # room for the tree the estimate sees (twice it: the estimate is rough), up to 4x the usual cap
-        cap = max(cap, min(4 * cap, int(2 * estimate) + 1))
+        if estimate is not None:
+            cap = max(cap, min(4 * cap, int(2 * estimate) + 1))
         dfs = DFS(bound)
         saved = rt.decider
         rt.decider = dfs
