@@ -2,8 +2,9 @@
 
 Everything else about the package is declared in pyproject.toml; this file only adds the optional C
 extensions. The modules in ``CORE`` (the controlled runtime, the task record and the DPOR search) run at
-every scheduling step of every execution; compiled, an exhaustive search runs about 3x more executions per
-second (benchmarks/bench_explorer.py prints which build it measured). They are ordinary, mypy --strict
+every scheduling step of every execution; compiled, an execution takes about half the machine
+instructions and a DPOR search runs about 2x more executions per second (benchmarks/bench_explorer.py
+prints which build it measured, and measures the other in a child process). They are ordinary, mypy --strict
 clean Python, and the package behaves the same without them:
 
 * ``DMABUF_PURE_PYTHON=1`` at install time skips the compiler;

@@ -1,6 +1,6 @@
 """Which build of the explorer's hot core runs: the mypyc-compiled modules or their Python sources.
 
-``setup.py`` compiles :data:`CORE_MODULES` with mypyc when it can (about 3x more executions per second) and
+``setup.py`` compiles :data:`CORE_MODULES` with mypyc when it can (about 2x more executions per second) and
 records the SHA-256 of each source it compiled in ``_core_build.json`` beside the package. This module is
 imported first by ``dmabuf/__init__.py``, before any core module, and decides once per process:
 
@@ -89,20 +89,26 @@ def decide(pkg: Path = _PKG, environ: Mapping[str, str] = os.environ) -> tuple[b
     if changed:
         names = ", ".join(str(source_of(m, pkg).relative_to(pkg.parent)) for m in changed)
         return False, _stale(f"{names} changed since the core was compiled")
-    docs = record.get("class_docs")
-    if isinstance(docs, dict):
-        _CLASS_DOCS.update({k: v for k, v in docs.items() if isinstance(k, str) and isinstance(v, str)})
     return True, "compiled (mypyc)"
 
 
-#: ``module.Class`` -> docstring, from the build record (mypyc drops class docstrings)
-_CLASS_DOCS: dict[str, str] = {}
+def _class_docs(pkg: Path) -> dict[str, str]:
+    """``module.Class`` -> docstring, from the build record (mypyc drops class docstrings)."""
+    try:
+        docs = json.loads((pkg / STAMP).read_text()).get("class_docs")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(docs, dict):
+        return {}
+    return {k: v for k, v in docs.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def restore_class_docs() -> None:
     """Give the compiled core's classes back the docstrings mypyc dropped (``help(dmabuf.Task)``). Called by
     ``dmabuf/__init__.py`` once the core is imported; does nothing when the sources run."""
-    for name, doc in _CLASS_DOCS.items():
+    if not COMPILED:
+        return
+    for name, doc in _class_docs(_PKG).items():
         module, _, cls_name = name.rpartition(".")
         cls = getattr(importlib.import_module(module), cls_name, None)
         if isinstance(cls, type) and not cls.__doc__:
@@ -114,7 +120,7 @@ def restore_class_docs() -> None:
 
 def _stale(why: str) -> str:
     warnings.warn(
-        f"{why}: dmabuf runs the Python sources (same behaviour, about 3x slower searches). Reinstall to "
+        f"{why}: dmabuf runs the Python sources (same behaviour, searches about half as fast). Reinstall to "
         "compile them again (pip install -e . in a checkout), or set DMABUF_PURE_PYTHON=1 to silence this.",
         CoreBuildWarning,
         stacklevel=2,
