@@ -6,6 +6,7 @@ import json
 
 from click.testing import CliRunner
 
+import dmabuf
 from dmabuf.cli import main
 
 
@@ -23,6 +24,8 @@ def test_table_and_summary() -> None:
     assert "importer-tracks        2 driver duties, 0 unsafe, 0 safe" in out
     assert "core-filters-reentry   1 driver duty, 0 unsafe, 1 safe" in out
     assert "DPOR" in out
+    # which build of the explorer core ran (a silent fallback to the slower sources shows here)
+    assert f"Explorer core: {dmabuf.core_build()}." in " ".join(out.split())
 
 
 def test_json() -> None:

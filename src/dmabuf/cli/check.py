@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from .._core import core_build
+
 __all__ = ["check"]
 
 
@@ -164,7 +166,7 @@ def _table(scns: list[Any], pols: list[str], verdicts: list[Any], bud: Any) -> N
                   "bounded DPOR search finished (it drops reorderings that need more preemptions than the bound, "
                   "so this is strong evidence, not a proof: see docs/explorer.md); 'driver duty': the naive "
                   "driver fails and the careful one is clean. Counterexamples: dmabuf check --explain ID "
-                  "--policy NAME.[/]")
+                  f"--policy NAME. Explorer core: {core_build()}.[/]")
 
 
 def _skipped(r: Any) -> str:
