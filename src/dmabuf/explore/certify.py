@@ -79,7 +79,7 @@ def certify_parallel(
     """Certify (or refute) ``result``, a finished, clean ``workers>1`` DPOR search that dropped reversals for
     ``bound``. Returns the result to report: the same one with the certification in its stats and notes,
     or a failing one."""
-    from .engine import _Search  # engine imports this module lazily: no cycle at import time
+    from .engine import _Search  # engine imports this module: _Search is looked up at call time
 
     stats: dict[str, int] | None = getattr(strat, "stats", None)
     if stats is None:
@@ -95,8 +95,8 @@ def certify_parallel(
         if run.failed is not None:
             entries, outcome = run.failed
             failure = _build_failure(rt, body, entries, outcome, shrink, shrink_budget(time_budget, t0))
-            if db is not None and failure.kind != "nondeterminism":
-                db.save(key, failure.kind, failure.schedule)
+            if db is not None:
+                db.save_failure(key, failure)
     finally:
         deactivate(rt)
     result.stats["certify_executions"] = stats.get("certify_executions", 0)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument
+from .failure import Failure
 
 __all__ = ["DEFAULT_ROOT", "FORMAT", "DatabaseWarning", "FailureDatabase", "body_key", "resolve"]
 
@@ -151,6 +152,13 @@ class FailureDatabase:
         if path is not None:
             _WRITTEN.add(str(path.resolve()))
         return path
+
+    def save_failure(self, key: str, failure: Failure) -> Path | None:
+        """Store a failure the search found, to be replayed first next time. A ``nondeterminism`` failure is
+        not stored: its schedule does not reproduce by definition."""
+        if failure.kind == "nondeterminism":
+            return None
+        return self.save(key, failure.kind, failure.schedule)
 
     def delete(self, path: Path) -> None:
         """Remove an entry that no longer reproduces."""

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import InvalidArgument, ReplayFormatError
 from ..runtime import activate, deactivate
 from ..runtime.controlled import DEFAULT_MAX_STEPS, ControlledRuntime, Outcome
+from .certify import SKIP_FACTOR, WALKS, certify_parallel, estimate_bounded_dfs
 from .database import DatabaseWarning, FailureDatabase, body_key, resolve
 from .failure import ExploreResult, Failure
 from .progress import progress_bar
@@ -172,8 +173,6 @@ def explore(
             and result.complete
             and result.stats.get("bound_skipped")
         ):
-            from .certify import certify_parallel
-
             result = certify_parallel(result, rt, strat, body, preemption_bound, time_budget, t0, shrink, db, key)
         return result
     activate(rt)
@@ -204,8 +203,8 @@ def explore(
             failure = _build_failure(rt, body, run.failed[0], run.failed[1], shrink, secs)
         elif run.lockdep is not None and not run.interrupted:
             failure = _build_failure(rt, body, run.lockdep[0], run.lockdep[1], shrink, secs)
-        if failure is not None and db is not None and failure.kind != "nondeterminism":
-            db.save(key, failure.kind, failure.schedule)
+        if failure is not None and db is not None:
+            db.save_failure(key, failure)
         if run.complete and db is not None:
             db.clear_frontier(key)
     finally:
@@ -335,8 +334,8 @@ class _Search:
         First a few random walks estimate how many executions that DFS has (``certify.estimate_bounded_dfs``,
         only when the walks agree): far more than it may run, and it is skipped (said in the notes).
         Otherwise it runs for as many executions as the search ran (at least 64), or up to twice the
-        estimate when that is larger (at most 4x). If it finishes, every schedule within the bound ran; if it (or a walk) fails, that is the
-        search's failure."""
+        estimate when that is larger (at most 4x). If it finishes, every schedule within the bound ran; if
+        it (or a walk) fails, that is the search's failure."""
         stats: dict[str, int] | None = getattr(self.strat, "stats", None)
         if not (self.complete and self.failed is None and bound is not None and self.strat.name == "dpor"):
             return
@@ -344,8 +343,6 @@ class _Search:
             return
         rt = self.rt
         cap = max(64, self.executions)
-        from .certify import SKIP_FACTOR, WALKS, estimate_bounded_dfs
-
         estimate, walks, failed = estimate_bounded_dfs(rt, self.body, bound)
         self.probes += walks
         if failed is not None:

@@ -385,8 +385,8 @@ def explore_parallel(
                 "and does not replay on its own; run with workers=1 to get it reported"
             )
             failure, complete = None, False
-        if failure is not None and db is not None and failure.kind != "nondeterminism":
-            db.save(body_key(body), failure.kind, failure.schedule)
+        if failure is not None and db is not None:
+            db.save_failure(body_key(body), failure)
     return ExploreResult(
         ok=failure is None,
         complete=complete and failure is None,
