@@ -119,6 +119,23 @@ def test_spawn_rejects_non_callable(run_on):
     run_on(body)
 
 
+def test_spawn_and_kthreads_reject_a_name_that_is_not_a_str(run_on):
+    """A task name is a str or None; anything else is a typed error naming the call (the runtime's own
+    spawn may be compiled, where it would be a bare TypeError)."""
+    from dmabuf.kernel import kthread_run
+
+    def body():
+        with pytest.raises(InvalidArgument, match=r"spawn\(\): the task name must be a str or None, got int"):
+            dmabuf.spawn(lambda: None, name=7)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match="kthread_run: the task name must be a str or None, got float"):
+            kthread_run(lambda d: None, None, 1.5)  # type: ignore[arg-type]
+        t = dmabuf.spawn(lambda: None, name="named")
+        assert t.name == "named"
+        t.join()
+
+    run_on(body)
+
+
 def test_outside_a_runtime():
     with pytest.raises(NotInRuntime):
         dmabuf.spawn(lambda: None)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..runtime import READ, WRITE, Task, rt
+from ..runtime import READ, WRITE, Task, check_task_name, rt
 from ._warn import WARN
 from .errno import EINTR
 from .sched import KTHREAD_KEY, NOTIFY_SIGNAL, TASK_RUNNING, TASK_UNINTERRUPTIBLE, might_sleep
@@ -62,10 +62,8 @@ def _check(threadfn: object, fn: str, name: object) -> str | None:
     """Validate the arguments; returns the task name (the given one, else the thread function's)."""
     if not callable(threadfn):
         raise InvalidArgument(f"{fn} needs a callable thread function, got {type(threadfn).__name__}")
-    if name is not None and not isinstance(name, str):
-        raise InvalidArgument(f"{fn}: the thread name must be a str or None, got {type(name).__name__}")
     fallback = getattr(threadfn, "__name__", None)
-    return name or (fallback if isinstance(fallback, str) else None)
+    return check_task_name(name, fn) or (fallback if isinstance(fallback, str) else None)
 
 
 def kthread_create(threadfn: Callable[[Any], Any], data: Any, name: str | None = None) -> Task:

@@ -21,6 +21,7 @@ __all__ = [
     "Task",
     "activate",
     "active",
+    "check_task_name",
     "current_task",
     "deactivate",
     "holders_of",
@@ -81,6 +82,16 @@ def spawn(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Task:
     """
     if not callable(fn):
         raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}: pass the function itself")
+    return rt().spawn(fn, args, check_task_name(name, "spawn()"))
+
+
+def check_task_name(name: object, who: str) -> str | None:
+    """``name`` if it is a task name (a str, or None for a default one). Callers check it before the
+    runtime's ``spawn``, which may be compiled (setup.py) and would reject it with a bare TypeError.
+
+    Raises:
+        InvalidArgument: ``name`` is neither; ``who`` names the call in the message.
+    """
     if name is not None and not isinstance(name, str):
-        raise InvalidArgument(f"spawn(): name must be a str or None, got {type(name).__name__}")
-    return rt().spawn(fn, args, name)
+        raise InvalidArgument(f"{who}: the task name must be a str or None, got {type(name).__name__}")
+    return name
