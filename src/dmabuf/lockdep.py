@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .errors import KernelWarning
@@ -47,17 +48,31 @@ __all__ = [
 
 
 class LockdepWarning(KernelWarning):
-    """A lock-order cycle found by lockdep-lite (possible deadlock, not necessarily reached)."""
+    """A lock-order cycle found by lockdep-lite (possible deadlock, not necessarily reached).
+
+    ``origins``: what the explorer needs to replay the earlier executions whose lock orders this report
+    contradicts (empty when the current execution took both orders, or outside the explorer)."""
+
+    origins: list[object] = []
 
 
 class OrderGraph:
-    """Edges between lock classes, each with the chain of held locks that first created it."""
+    """Edges between lock classes, each with the chain of held locks that first created it.
 
-    def __init__(self) -> None:
+    ``origin_hook`` (set by the explorer, through the runtime's ``lockdep_origin``) returns ``(execution,
+    payload)`` for the code running now: an identity of the current execution and how to get back to this
+    point (the explorer's recorded decisions so far). Each new edge keeps what it returned, so a report that
+    closes a cycle through edges of *earlier* executions can name them (``LockdepWarning.origins``) and the
+    explorer can put them in the replay string."""
+
+    def __init__(self, origin_hook: Callable[[], tuple[object, object]] | None = None) -> None:
         self.edges: dict[str, dict[str, list[str]]] = {}
         self.reported: set[frozenset[str]] = set()
         #: set while the explorer replays a lock-order finding: report cycles through existing edges too
         self.replaying = False
+        self.origin_hook = origin_hook
+        #: edge -> (serial, execution, payload) of the code that added it (only with an origin hook)
+        self.origin: dict[tuple[str, str], tuple[int, object, object]] = {}
 
     def path(self, src: str, dst: str) -> list[str] | None:
         """A path of classes from src to dst (inclusive), or None."""
@@ -82,7 +97,23 @@ class OrderGraph:
             return None
         reverse = self.path(after, before)
         out[after] = chain
+        if self.origin_hook is not None:
+            execution, payload = self.origin_hook()
+            self.origin[(before, after)] = (len(self.origin), execution, payload)
         return reverse
+
+    def origins(self, path: list[str]) -> list[object]:
+        """The payloads of the earlier executions that added the edges along ``path`` (oldest first, each
+        once); edges the current execution added are left out (it adds them again when replayed)."""
+        if self.origin_hook is None:
+            return []
+        now, _ = self.origin_hook()
+        found: dict[int, object] = {}
+        for a, b in itertools.pairwise(path):
+            o = self.origin.get((a, b))
+            if o is not None and o[1] is not now:
+                found.setdefault(o[0], o[2])
+        return [found[k] for k in sorted(found)]
 
 
 def _graph() -> OrderGraph | None:
@@ -91,7 +122,7 @@ def _graph() -> OrderGraph | None:
         return None
     g = getattr(r, "lockdep_graph", None)
     if g is None:
-        g = OrderGraph()
+        g = OrderGraph(getattr(r, "lockdep_origin", None))
         r.lockdep_graph = g  # type: ignore[attr-defined]
     return g
 
@@ -221,6 +252,7 @@ def _report_cycle(
         "take them in one global order (or under one ww acquire context)."
     )
     exc = LockdepWarning(msg, "lockdep: lock order inversion")
+    exc.origins = g.origins(reverse)
     r = active()
     if r is not None:
         r.log_warning(exc)

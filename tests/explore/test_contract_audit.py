@@ -632,27 +632,67 @@ def _orders_by_choice() -> None:
         _take(b, a)
 
 
-def test_a_lock_order_learnt_in_an_earlier_execution_says_it_does_not_replay_alone() -> None:
-    """explorer-api.md: ``failure.message  # one paragraph a person can act on`` and ``dmabuf.replay(body,
-    schedule)  # runs exactly that execution again``: when the report needs the lock orders of an earlier
-    execution, the failure must say that its replay string alone will not show the warning."""
+def test_a_lock_order_learnt_in_an_earlier_execution_says_so() -> None:
+    """explorer-api.md: ``failure.message  # one paragraph a person can act on``: when the report needs the
+    lock orders of an earlier execution, the failure says that its replay string runs that one first."""
     f = _failure(_orders_by_choice)
     assert f.kind == "kernel-warning" and "circular locking dependency" in f.message
-    assert "earlier execution" in f.shrink_note and "replay" in f.shrink_note
+    assert "earlier execution" in f.shrink_note and "replay string" in f.shrink_note
     assert f.shrink_note in str(f)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replay string is one execution, and lockdep-lite's order graph (src/dmabuf/lockdep.py) of the "
-    "earlier execution that took the other order is not part of it: replay runs clean",
-)
-def test_a_lock_order_learnt_in_an_earlier_execution_replays() -> None:
+@pytest.mark.parametrize("strategy", ["dpor", "dfs", "random"])
+def test_a_lock_order_learnt_in_an_earlier_execution_replays(strategy: str) -> None:
     """explorer-api.md: "Replays are deterministic: the same ``body`` and ``schedule`` give the same trace,
-    or a ``nondeterminism`` failure" -- the kernel-warning the search reported comes back on replay."""
-    f = _failure(_orders_by_choice)
+    or a ``nondeterminism`` failure" -- the kernel-warning the search reported comes back on replay, though
+    the order it contradicts was taken by an earlier execution (the string holds both: dmabuf-s2)."""
+    kw: dict[str, Any] = {"max_executions": 40} if strategy == "random" else {}
+    f = _failure(_orders_by_choice, strategy=strategy, **kw)
+    assert f.schedule.startswith("dmabuf-s2:") and f.schedule.count("|") == 1, f.schedule
     again = dmabuf.replay(_orders_by_choice, f.schedule)
     assert again is not None and again.kind == "kernel-warning"
+    assert again.message == f.message and again.schedule == f.schedule
+    # the last execution alone does not show it: the earlier one is what the string adds
+    last = f.schedule.split("|")[-1]
+    assert dmabuf.replay(_orders_by_choice, "dmabuf-s1:" + last) is None
+
+
+def _three_orders() -> None:
+    """A -> B, B -> C and C -> A, one per execution (chosen): the cycle closes in the third and needs the
+    orders of both others."""
+    a, b, c = Mutex(name="lock_A"), Mutex(name="lock_B"), Mutex(name="lock_C")
+    pairs = [(a, b), (b, c), (c, a)]
+    _take(*pairs[dmabuf.choose(3)])
+
+
+def test_a_cycle_through_two_earlier_executions_replays_with_both(tmp_path: Any) -> None:
+    """The cycle C -> A -> B -> C needs two earlier executions: the replay string holds three, replays from
+    the string and from the failure database, and with ``workers=2`` (the worker names its earlier
+    executions to the coordinator)."""
+    f = _failure(_three_orders)
+    assert f.kind == "kernel-warning" and f.schedule.count("|") == 2, f.schedule
+    again = dmabuf.replay(_three_orders, f.schedule)
+    assert again is not None and again.kind == "kernel-warning" and again.message == f.message
+    first = dmabuf.explore(_three_orders, database=tmp_path)
+    assert first.failure is not None and first.failure.schedule.count("|") == 2
+    database._WRITTEN.clear()  # what a fresh process sees
+    stored = dmabuf.explore(_three_orders, database=tmp_path)
+    assert stored.stats.get("from_database") is True
+    assert stored.failure is not None and stored.failure.kind == "kernel-warning"
+    assert stored.failure.schedule == first.failure.schedule
+    two = dmabuf.explore(_three_orders, workers=2, database=None)
+    assert two.failure is not None and two.failure.kind == "kernel-warning", two.notes
+    assert dmabuf.replay(_three_orders, two.failure.schedule) is not None
+
+
+def test_a_multi_execution_replay_string_that_diverges_says_which_execution() -> None:
+    """A ``dmabuf-s2`` string whose earlier execution no longer fits the body: a nondeterminism failure
+    naming that execution, and the string given back unchanged."""
+    f = _failure(_orders_by_choice)
+    bad = f.schedule.replace("c0/2|", "c0/3|").replace("c1/2|", "c1/3|")
+    got = dmabuf.replay(_orders_by_choice, bad)
+    assert got is not None and got.kind == "nondeterminism"
+    assert "execution 1 of the 2" in got.message and got.schedule == bad
 
 
 def test_a_stored_failure_outside_the_preemption_bound_is_not_reported(tmp_path: Any) -> None:

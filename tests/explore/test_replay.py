@@ -77,9 +77,29 @@ def test_encode_decode_roundtrip_and_compression():
     assert decode(s) == long
 
 
+def test_several_executions_roundtrip_and_compression():
+    """dmabuf-s2 holds several executions separated by '|'; a '|' inside a name is percent-encoded, one
+    execution keeps the s1 form, and decode gives the last execution (the one whose failure it is)."""
+    from dmabuf.explore.schedule import Entry, decode_runs, encode_runs
+
+    runs = [[Entry("c", 0, 2), Entry("t", 1, 0, "lock", "a|b")], [], [Entry("c", 1, 2)]]
+    s = encode_runs(runs)
+    assert s.startswith("dmabuf-s2:") and s.count("|") == 2
+    assert decode_runs(s) == runs and decode(s) == runs[-1]
+    assert encode_runs(runs[:1]) == encode(runs[0]) and decode_runs(encode(runs[0])) == runs[:1]
+    long = [[Entry("t", i % 3, 0, "lock", f"Mutex#{i}") for i in range(200)] for _ in range(3)]
+    z = encode_runs(long)
+    assert z.startswith("dmabuf-z2:") and decode_runs(z) == long
+    with pytest.raises(ValueError, match="internal bug"):
+        encode_runs([])
+
+
 @pytest.mark.parametrize(
     "bad, words",
     [
+        ("dmabuf-s2:c0/2", "has one"),
+        ("dmabuf-s2:c0/2|c9/2", "entry 1 of execution 2"),
+        ("dmabuf-z2:!!!!", "corrupt compressed"),
         ("garbage", "not a dmabuf replay string"),
         ("dmabuf-s9:t1:lock@A", "format 'dmabuf-s9'"),
         ("dmabuf-s1:t1lock", "entry 1"),

@@ -21,12 +21,14 @@ from .replaying import (
     _check_body,
     _effective,
     _lockdep_outcome,
+    _replay_runs,
     _run_replay,
     _to_failure,
     replay,  # re-exported: dmabuf.explore.engine.replay is where it always was
     shrink_budget,
+    track_lock_orders,
 )
-from .schedule import Entry, decode
+from .schedule import Entry, decode_runs, encode_runs
 from .strategies import DFS, PathStrategy
 from .strategies.base import check_positive_int
 from .strategies.dpor import bound_skipped_note
@@ -125,6 +127,7 @@ def explore(
     db = resolve(database)
     key = body_key(body)
     rt = ControlledRuntime(strat, max_steps)
+    track_lock_orders(rt)
     t0 = time.perf_counter()
     notes: list[str] = [budget_note] if budget_note else []
     if resume and (db is None or workers != 1):
@@ -444,12 +447,17 @@ def _replay_stored(
 ) -> Failure | None:
     for path, kind, schedule in db.load(key):
         try:
-            entries = decode(schedule)
+            runs = decode_runs(schedule)
         except ReplayFormatError as e:
             warnings.warn(f"dmabuf failure database: skipping {path}: {e}", DatabaseWarning, stacklevel=3)
             continue
         rt.lockdep_graph = None  # type: ignore[attr-defined]
-        outcome, rep = _run_replay(rt, body, entries)
+        trained: list[list[Entry]] = []
+        if len(runs) == 1:
+            outcome, rep = _run_replay(rt, body, runs[0])
+        else:  # a lock-order report that needs earlier executions (schedule.py, dmabuf-s2)
+            outcome, rep, trained = _replay_runs(rt, body, runs)
+        rt.lockdep_graph = None  # type: ignore[attr-defined]  # the search starts on a graph of its own
         outcome = _effective(outcome)
         if outcome.kind == kind and preemption_bound is not None and rt.preemptions > preemption_bound:
             # a real failure, but outside the bounds this search was asked for: keep it for unbounded runs
@@ -460,6 +468,8 @@ def _replay_stored(
             continue
         if outcome.kind == kind:
             f = _to_failure(rt, outcome, rep)
+            if trained:
+                f.schedule = encode_runs([*trained, list(rep.recorded)])
             f.shrink_note = f"Replayed from the failure database ({path})."
             notes.append(f"stored failure {path.name} still fails: returned without searching")
             return f

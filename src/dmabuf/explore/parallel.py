@@ -20,6 +20,7 @@ Bodies reach the worker processes through ``fork`` (no pickling), so closures wo
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import queue
 import time
@@ -27,16 +28,22 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
+from ..lockdep import OrderGraph
 from ..runtime import activate, deactivate
 from ..runtime.controlled import ControlledRuntime, Outcome
 from .database import FailureDatabase, body_key
 from .failure import ExploreResult
+from .replaying import lockdep_runs, track_lock_orders
 from .schedule import Entry
 from .strategies.dpor import bound_skipped_note
 
-#: what a work unit reports: executions run, the failing (or lock-order) decisions or None, the kind
-#: ("ok", "lockdep", "stopped" or a failure kind), and the reversals its bounded DPOR dropped for the bound
-UnitResult = tuple[int, list[list[Any]] | None, str, int]
+#: what a work unit reports: executions run, the failing decisions (for "lockdep", the runs of
+#: replaying.lockdep_runs) or None, the kind ("ok", "lockdep", "stopped" or a failure kind), the reversals
+#: its bounded DPOR dropped for the bound, and the lock-order edges its executions learnt (:func:`_edges_of`)
+UnitResult = tuple[int, list[Any] | None, str, int, list[Any]]
+#: a failure a search found: its entries, its kind ("lockdep" for a deferred lock-order report) and, for a
+#: lock-order report, the earlier executions whose lock orders it contradicts (replayed before it)
+Found = tuple[list[Entry], str, list[list[Entry]]]
 
 __all__ = ["explore_parallel"]
 
@@ -86,7 +93,7 @@ def _expand(
     depth: int | None,
     max_steps: int,
     target: int,
-) -> tuple[list[list[Entry]], tuple[list[Entry], str] | None, int, int]:
+) -> tuple[list[list[Entry]], Found | None, int, int]:
     """Split a DFS search into work units (forced prefixes). Returns the units, a failure found on the way,
     the executions run and the reversals dropped for the bound (at nodes inside the units' prefixes, which
     the units themselves do not analyse again)."""
@@ -103,7 +110,7 @@ def _expand(
             ran += o.kind != "pruned"
             skipped += strat.stats.get("bound_skipped", 0) if hasattr(strat, "stats") else 0
             if o.kind not in ("ok", "pruned"):
-                return [], ([b.entry() for b in strat.decisions()], o.kind), ran, skipped
+                return [], ([b.entry() for b in strat.decisions()], o.kind, []), ran, skipped
             alts = _alternatives(strat, len(u))
             if not alts:
                 leaves.append(u)
@@ -121,28 +128,52 @@ class Tally:
         self.executions = 0
         self.skipped = 0
         self.stopped = False
-        self.failed: tuple[list[Entry], str] | None = None
-        self.lockdep: list[Entry] | None = None
+        self.failed: Found | None = None
+        #: a lock-order report: the earlier executions it needs, then its own (replaying.lockdep_runs)
+        self.lockdep: list[list[Entry]] | None = None
+        #: the lock orders of all units together: a cycle through the orders of several units is a
+        #: lock-order report too (one process learns them all in one graph)
+        self.graph = OrderGraph()
+        self._origin: dict[tuple[str, str], list[Entry]] = {}
 
     def add(self, result: UnitResult) -> bool:
         """Count one unit's result; True when it is a failure (the search stops)."""
-        n, entries, kind, dropped = result
+        n, entries, kind, dropped, edges = result
         self.executions += n
         self.skipped += dropped
+        self._merge(edges)
         if entries is not None and kind in ("lockdep", "stopped"):
             if self.lockdep is None:
-                self.lockdep = [Entry(*e) for e in entries]
+                self.lockdep = [[Entry(*e) for e in run] for run in entries]
         elif entries is not None:
-            self.failed = ([Entry(*e) for e in entries], kind)
+            self.failed = ([Entry(*e) for e in entries], kind, [])
             self.stopped = True
             return True
         if kind == "stopped":  # a unit ran out of budget before its subtree was covered; the others stop
             self.stopped = True  # at their next execution and report what they ran: keep counting
         return False
 
-    def failure(self) -> tuple[list[Entry], str] | None:
+    def _merge(self, edges: list[Any]) -> None:
+        """Add a unit's lock-order edges; the first that closes a cycle with the other units' edges gives a
+        lock-order report (unless one is known): the executions that added the cycle's other edges, then
+        the one that adds the closing edge (replayed up to it)."""
+        g = self.graph
+        for before, after, chain, origin in edges:
+            run = [Entry(*e) for e in origin]
+            reverse = g.add(before, after, list(chain))
+            self._origin.setdefault((before, after), run)
+            if reverse is not None and self.lockdep is None:
+                earlier: list[list[Entry]] = []
+                for a, b in itertools.pairwise(reverse):
+                    o = self._origin.get((a, b))
+                    if o is not None and o not in earlier:
+                        earlier.append(o)
+                self.lockdep = [*earlier, run]
+
+    def failure(self) -> Found | None:
+        """The failure to report: the first real one, else the lock-order report."""
         if self.failed is None and self.lockdep is not None:
-            return (self.lockdep, "lockdep")
+            return (self.lockdep[-1], "lockdep", self.lockdep[:-1])
         return self.failed
 
 
@@ -184,9 +215,34 @@ def drive_unit(
     ``after_advance(strat)`` after the strategy took it into account (the DPOR coordinator's reports)."""
     job = _JOB
     rt = ControlledRuntime(strat, job["max_steps"])
+    track_lock_orders(rt)
+    n, entries, kind, dropped = _drive(rt, strat, after_run, after_advance)
+    return n, entries, kind, dropped, _edges_of(rt)
+
+
+def _edges_of(rt: ControlledRuntime) -> list[Any]:
+    """The lock-order edges the runtime's executions learnt, oldest first, each with the decisions that led
+    to it (for the coordinator's merged graph, :meth:`Tally.add`)."""
+    g = getattr(rt, "lockdep_graph", None)
+    if g is None:
+        return []
+    out = []
+    for (before, after), (_serial, _execution, payload) in sorted(g.origin.items(), key=lambda kv: kv[1][0]):
+        if isinstance(payload, list):
+            out.append((before, after, list(g.edges[before][after]), [list(e) for e in payload]))
+    return out
+
+
+def _drive(
+    rt: ControlledRuntime,
+    strat: Any,
+    after_run: Callable[[Any], None] | None,
+    after_advance: Callable[[Any], None] | None,
+) -> tuple[int, list[Any] | None, str, int]:
+    job = _JOB
     slots, deadline = job["slots"], job["deadline"]
     executions = 0
-    lockdep: list[list[Any]] | None = None
+    lockdep: list[list[list[Any]]] | None = None
     stats: dict[str, int] = strat.stats if hasattr(strat, "stats") else {}
     activate(rt)
     try:
@@ -205,7 +261,7 @@ def drive_unit(
                 if not o.ok:
                     return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
                 if lockdep is None and "lockdep" in o.extra:  # deferred, as in one process: a real failure wins
-                    lockdep = [list(b.entry()) for b in strat.decisions()]
+                    lockdep = lockdep_runs(o, strat)
             more = strat.advance(o)
             if after_advance is not None:
                 after_advance(strat)
@@ -226,9 +282,16 @@ def _run_seeded(i: int) -> UnitResult:
     job = _JOB
     strat = _make(job["strategy"], job["bound"], job["seed"] * 1000003 + i, job["depth"], [])
     rt = ControlledRuntime(strat, job["max_steps"])
+    track_lock_orders(rt)
+    n, entries, kind, dropped = _seeded(rt, strat)
+    return n, entries, kind, dropped, _edges_of(rt)
+
+
+def _seeded(rt: ControlledRuntime, strat: Any) -> tuple[int, list[Any] | None, str, int]:
+    job = _JOB
     executions = 0
     deadline = job["deadline"]
-    lockdep: list[list[Any]] | None = None
+    lockdep: list[list[list[Any]]] | None = None
     activate(rt)
     try:
         while (deadline is None or time.perf_counter() < deadline) and _claim(job["slots"]):
@@ -238,7 +301,7 @@ def _run_seeded(i: int) -> UnitResult:
             if not o.ok:
                 return executions, [list(b.entry()) for b in strat.decisions()], o.kind, 0
             if lockdep is None and "lockdep" in o.extra:
-                lockdep = [list(b.entry()) for b in strat.decisions()]
+                lockdep = lockdep_runs(o, strat)
             strat.advance(o)
     finally:
         deactivate(rt)
@@ -272,7 +335,7 @@ def _check_alive(procs: list[Any]) -> None:
 
 def _run_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
-) -> tuple[int, tuple[list[Entry], str] | None, bool, int]:
+) -> tuple[int, Found | None, bool, int]:
     """Fork the workers (they inherit ``_JOB``), collect results, stop early on a failure or a budget, and
     kill whatever still runs. Returns (executions, failure, stopped early, reversals the units' bounded DPOR
     dropped for the bound); a lock-order report (lockdep) is the failure only if no worker found a real one."""
@@ -325,7 +388,7 @@ def explore_parallel(
         raise UsageError("workers > 1 needs the 'fork' start method (Linux); run with workers=1")
     t0 = time.perf_counter()
     exhaustive = strategy in ("dfs", "dpor")
-    failed: tuple[list[Entry], str] | None = None
+    failed: Found | None = None
     executions = 0
     complete = False
     skipped = 0
@@ -369,20 +432,23 @@ def explore_parallel(
     notes: list[str] = [bound_skipped_note(bound)] if skipped else []
     if failed is not None:
         from .engine import _make_strategy
-        from .replaying import _build_failure, shrink_budget
+        from .replaying import _build_failure, lockdep_outcome_of_runs, shrink_budget
 
         kind = "kernel-warning" if failed[1] == "lockdep" else failed[1]
+        found = lockdep_outcome_of_runs([*failed[2], failed[0]]) if failed[1] == "lockdep" else Outcome(kind)
         rt = ControlledRuntime(_make_strategy(strategy, bound, seed, depth=depth), max_steps)
+        track_lock_orders(rt)
         activate(rt)
         try:
-            failure = _build_failure(rt, body, failed[0], Outcome(kind), shrink, shrink_budget(time_budget, t0))
+            failure = _build_failure(rt, body, failed[0], found, shrink, shrink_budget(time_budget, t0))
         finally:
             deactivate(rt)
         if failed[1] == "lockdep" and failure.kind != kind:
-            # the lock order was learnt over several executions of one worker: it does not replay alone
+            # the lock orders came from executions the worker could not name (none should be left)
             notes.append(
                 "a worker saw a lock-order (lockdep) report that needs the lock orders of several executions "
-                "and does not replay on its own; run with workers=1 to get it reported"
+                "and it did not replay, even with the earlier executions it named; run with workers=1 to get "
+                "it reported"
             )
             failure, complete = None, False
         if failure is not None and db is not None:

@@ -35,7 +35,7 @@ import queue
 import time
 from typing import Any
 
-from .parallel import _JOB, Tally, UnitResult, _check_alive, _make, drive_unit, stop_workers
+from .parallel import _JOB, Found, Tally, UnitResult, _check_alive, _make, drive_unit, stop_workers
 from .schedule import Entry
 
 __all__ = ["FIXED_DEPTH", "fixed_depth", "run_dpor_workers"]
@@ -161,7 +161,7 @@ class _Coordinator:
 
 def run_dpor_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
-) -> tuple[int, tuple[list[Entry], str] | None, bool, int, int]:
+) -> tuple[int, Found | None, bool, int, int]:
     """Fork the workers (they inherit ``_JOB``), coordinate them until the tree is covered, a failure is
     found or a budget is spent. Returns (executions, failure, stopped early, reversals dropped for the
     bound, units run)."""

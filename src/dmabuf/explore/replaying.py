@@ -12,12 +12,12 @@ from ..errors import InvalidArgument
 from ..runtime import activate, deactivate
 from ..runtime.controlled import DEFAULT_MAX_STEPS, ControlledRuntime, Outcome
 from .failure import Failure, repeating_suffix
-from .schedule import Entry, decode, encode
+from .schedule import Entry, decode_runs, encode, encode_runs
 from .shrink import MAX_SHRINK_SECONDS, shrink
 from .strategies import ReplayStrategy
 from .strategies.base import check_positive_int
 
-__all__ = ["replay", "shrink_budget"]
+__all__ = ["lockdep_outcome_of_runs", "lockdep_runs", "replay", "shrink_budget", "track_lock_orders"]
 
 
 def _check_body(body: Any) -> None:
@@ -26,6 +26,79 @@ def _check_body(body: Any) -> None:
             f"explore/replay need a zero-argument callable as body, got {type(body).__name__}: "
             "wrap the code in a function (def body(): ...) and pass the function itself"
         )
+
+
+def _decisions_so_far(decider: Any) -> list[Entry]:
+    """The decisions the running execution took so far, as replay entries (any strategy of this package)."""
+    recorded = getattr(decider, "recorded", None)
+    if recorded is not None:  # ReplayStrategy
+        return list(recorded)
+    path = getattr(decider, "path", None)
+    if path is not None:  # PathStrategy (dfs, random, pct): path[:pos] is this execution's
+        return [b.entry() for b in path[: decider.pos]]
+    nodes = getattr(decider, "nodes", None)
+    if nodes is not None:  # DPOR: the real branches among its nodes
+        return [nd.entry() for nd in nodes[: decider.pos] if nd.kind == "c" or nd.n > 1]
+    return []
+
+
+def track_lock_orders(rt: ControlledRuntime) -> None:
+    """Let lockdep note, for each lock-order edge it learns, the execution and the decisions that led
+    there (``OrderGraph.origin_hook``), so that a report through edges of earlier executions can be
+    replayed with them. The execution's identity is its labeler, which ``run`` makes anew each time."""
+    rt.lockdep_origin = lambda: (rt.labeler, _decisions_so_far(rt.decider))  # type: ignore[attr-defined]
+
+
+def _training_runs(outcome: Outcome) -> list[list[Entry]]:
+    """The earlier executions a lock-order report needs (``LockdepWarning.origins``), if it has any."""
+    origins = getattr(outcome.exception, "origins", None)
+    if not origins:
+        return []
+    return [list(o) for o in origins if isinstance(o, list)]
+
+
+def _replay_runs(
+    rt: ControlledRuntime, body: Callable[[], Any], runs: list[list[Entry]]
+) -> tuple[Outcome, ReplayStrategy, list[list[Entry]]]:
+    """Replay ``runs`` in order on one fresh lock-order graph: the runs before the last only teach lockdep
+    their lock orders (their outcomes do not count, unless they diverge); the last is the execution
+    replayed. Returns its outcome and strategy, and what each earlier run recorded."""
+    from ..lockdep import OrderGraph
+
+    graph = OrderGraph(getattr(rt, "lockdep_origin", None))
+    rt.lockdep_graph = graph  # type: ignore[attr-defined]
+    trained: list[list[Entry]] = []
+    for k, run in enumerate(runs[:-1]):
+        outcome, rep = _run_replay(rt, body, run)
+        if outcome.kind == "nondeterminism":
+            where = f"execution {k + 1} of the {len(runs)} of the replay string (one replayed for its lock orders)"
+            outcome.message = f"{where}: {outcome.message}"
+            return outcome, rep, trained
+        trained.append(list(rep.recorded))
+        rt.lockdep_graph = graph  # type: ignore[attr-defined]  # the runtime keeps it; be sure
+    graph.replaying = True  # the last run reports cycles through the edges the others added
+    try:
+        outcome, rep = _run_replay(rt, body, runs[-1])
+    finally:
+        graph.replaying = False
+    return outcome, rep, trained
+
+
+def lockdep_runs(o: Outcome, strat: Any) -> list[list[list[Any]]]:
+    """A deferred lock-order report of the execution that just ran, for a worker process to send: the
+    earlier executions it needs (``LockdepWarning.origins``), then this one, each as a list of entries."""
+    earlier = _training_runs(Outcome("kernel-warning", "", None, o.extra.get("lockdep")))
+    return [*[[list(e) for e in run] for run in earlier], [list(b.entry()) for b in strat.decisions()]]
+
+
+def lockdep_outcome_of_runs(runs: list[list[Entry]]) -> Outcome:
+    """The outcome a coordinator rebuilds from :func:`lockdep_runs`: a kernel warning whose ``origins`` are
+    the runs before the last (for :func:`_build_failure`)."""
+    from ..lockdep import LockdepWarning
+
+    w = LockdepWarning("lock-order report of a worker process", "lockdep: lock order inversion")
+    w.origins = [list(run) for run in runs[:-1]]
+    return Outcome("kernel-warning", "", None, w)
 
 
 def _lockdep_outcome(o: Outcome) -> Outcome:
@@ -110,7 +183,20 @@ def _build_failure(
         replayed, rep = _run_replay(rt, body, entries)
         replayed = _effective(replayed)
         self_contained = True
-        if graph is not None and replayed.kind != outcome.kind and outcome.kind == "kernel-warning":
+        trained: list[list[Entry]] = []
+        training = _training_runs(outcome) if outcome.kind == "kernel-warning" else []
+        if replayed.kind != outcome.kind and training:
+            # a lock-order report through edges that earlier executions added: replay those first
+            again, again_rep, again_trained = _replay_runs(rt, body, [*training, entries])
+            again = _effective(again)
+            if again.kind == outcome.kind and len(again_trained) == len(training):
+                replayed, rep, trained = again, again_rep, again_trained
+        if (
+            graph is not None
+            and replayed.kind != outcome.kind
+            and outcome.kind == "kernel-warning"
+            and not trained
+        ):
             self_contained = False
             rt.lockdep_graph = graph  # type: ignore[attr-defined]
             graph.replaying = True
@@ -147,7 +233,15 @@ def _build_failure(
             f.schedule = encode(entries)
             return f
         note = ""
-        if shrink_it and self_contained:
+        if trained:
+            # the earlier runs only teach lockdep; shrinking the last one alone could lose the report
+            n = len(trained)
+            note = (
+                f"Replays with {n} earlier execution{'s' if n > 1 else ''} of the search first (its replay "
+                "string holds them: lock-order classes persist across executions, as in lockdep, and this "
+                "report contradicts the lock orders they took); not shrunk."
+            )
+        elif shrink_it and self_contained:
             original = list(rep.recorded)
             res = shrink(rt, body, original, replayed, _effective, max_seconds=shrink_seconds)
             note = res.note()
@@ -172,6 +266,8 @@ def _build_failure(
                 "To replay it, make one execution take both orders."
             )
         f = _to_failure(rt, replayed, rep)
+        if trained:
+            f.schedule = encode_runs([*trained, list(rep.recorded)])
         f.shrink_note = note
         return f
     finally:
@@ -183,14 +279,23 @@ def replay(body: Callable[[], Any], schedule: str, *, max_steps: int = DEFAULT_M
     ran clean. A schedule that no longer fits the body gives a ``nondeterminism`` failure saying where."""
     _check_body(body)
     check_positive_int("max_steps", max_steps, allow_none=False, minimum=1)
-    entries = decode(schedule)
-    rt = ControlledRuntime(ReplayStrategy(entries), max_steps)
+    runs = decode_runs(schedule)
+    rt = ControlledRuntime(ReplayStrategy(runs[-1]), max_steps)
+    track_lock_orders(rt)
     activate(rt)
+    trained: list[list[Entry]] = []
     try:
-        outcome, rep = _run_replay(rt, body, entries)
+        if len(runs) == 1:
+            outcome, rep = _run_replay(rt, body, runs[0])
+        else:
+            outcome, rep, trained = _replay_runs(rt, body, runs)
     finally:
         deactivate(rt)
     outcome = _effective(outcome)
     if outcome.ok:
         return None
-    return _to_failure(rt, outcome, rep)
+    f = _to_failure(rt, outcome, rep)
+    if len(runs) > 1:
+        # all runs replayed: the string of what ran; one diverged: the string given, as it was
+        f.schedule = encode_runs([*trained, list(rep.recorded)]) if len(trained) == len(runs) - 1 else schedule
+    return f
