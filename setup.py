@@ -20,6 +20,7 @@ import hashlib
 import importlib.machinery
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,9 @@ def _extensions() -> list[Any]:
         exts: list[Any] = mypycify(
             ["--ignore-missing-imports", *CORE.values()], group_name=GROUP, opt_level="3"
         )
+        sources = {Path(src) for ext in exts for src in ext.sources if src.endswith(".c")}
+        if not sum(_add_docstrings(ROOT / src) for src in sources):
+            _warn("no docstrings could be added to the generated C: compiled methods get none")
         return exts
     except BaseException as e:  # a type error in mypyc's eyes is a SystemExit
         _warn(f"mypyc could not compile the core ({type(e).__name__}: {e}): installing pure Python")
@@ -88,9 +92,73 @@ def _extensions() -> list[Any]:
         os.chdir(cwd)
 
 
+def _function_docs() -> dict[tuple[str, str | None, str], str]:
+    """``(module, class or None, name)`` -> docstring of every function and method of the compiled modules."""
+    docs: dict[tuple[str, str | None, str], str] = {}
+    for module, path in CORE.items():
+        for node in ast.parse((ROOT / path).read_text()).body:
+            members = [(None, node)] if not isinstance(node, ast.ClassDef) else [(node.name, n) for n in node.body]
+            for cls, fn in members:
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(fn)
+                    if doc:
+                        docs[(module, cls, fn.name)] = doc
+    return docs
+
+
+def _c_string(text: str) -> str:
+    """``text`` as the body of a C string literal (UTF-8; anything but printable ASCII as octal escapes)."""
+    out = []
+    for b in text.encode("utf-8"):
+        c = chr(b)
+        out.append(c if 32 <= b < 127 and c not in '"\\?' else f"\\{b:03o}")
+    return "".join(out)
+
+
+_TABLE = re.compile(r"static PyMethodDef (\w+)\[\] = \{(.*?)\{NULL\}", re.S)
+_ENTRY = re.compile(r'(\{"(\w+)",\s*\(PyCFunction\)\w+,\s*[\w |]+,\s*PyDoc_STR\(")((?:[^"\\]|\\.)*)("\))')
+
+
+def _add_docstrings(c_file: Path) -> int:
+    """mypyc gives a compiled function or method a C docstring holding only its signature, so ``help()``
+    and ``__doc__`` would lose the "Locking:"/"Kernel:" contract its source states. Append each source
+    docstring after the signature in the generated C method tables. Returns how many were added; a
+    generated file this does not recognise is left as it is (the methods then have no docstring)."""
+    docs = _function_docs()
+    tables: dict[str, tuple[str, str | None]] = {}
+    for module in CORE:
+        short = module.rsplit(".", 1)[-1]
+        tables[f"{short}module_methods"] = (module, None)
+        for node in ast.parse((ROOT / CORE[module]).read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                tables[f"{short}___{node.name}_methods"] = (module, node.name)
+    text = c_file.read_text()
+    added = 0
+
+    def table(m: re.Match[str]) -> str:
+        where = tables.get(m.group(1))
+        if where is None:
+            return m.group(0)
+
+        def entry(e: re.Match[str]) -> str:
+            nonlocal added
+            doc = docs.get((where[0], where[1], e.group(2)))
+            if not doc:
+                return e.group(0)
+            added += 1
+            return e.group(1) + e.group(3) + _c_string(doc) + e.group(4)
+
+        return _ENTRY.sub(entry, m.group(0))
+
+    text = _TABLE.sub(table, text)
+    if added:
+        c_file.write_text(text)
+    return added
+
+
 def _class_docs() -> dict[str, str]:
     """``module.Class`` -> docstring of every class of the compiled modules: mypyc drops class docstrings,
-    and ``dmabuf._core`` puts them back (methods keep none; their docs are in the sources)."""
+    and ``dmabuf._core`` puts them back (methods get theirs in the generated C: _add_docstrings)."""
     docs = {}
     for module, path in CORE.items():
         for node in ast.parse((ROOT / path).read_text()).body:
