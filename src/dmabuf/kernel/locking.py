@@ -8,7 +8,7 @@ from typing import Any
 from .. import lockdep
 from ..errors import InvalidArgument
 from ..runtime import rt
-from ..sync.mutex import Mutex, check_mutex
+from ..sync.mutex import Mutex, check_mutex, mutex_lock, mutex_unlock
 from ..sync.spinlock import SpinLock, check_spinlock
 from ._warn import WARN
 
@@ -120,13 +120,6 @@ def mutex_destroy(lock: Mutex) -> None:
     )
 
 
-def mutex_lock(lock: Mutex) -> None:
-    """Kernel: ``mutex_lock``. May sleep."""
-    if not isinstance(lock, Mutex):  # check_mutex only to raise: one call less on this hot path
-        check_mutex(lock, "mutex_lock")
-    lock.lock()
-
-
 def mutex_lock_nested(lock: Mutex, subclass: int) -> None:
     """Kernel: ``mutex_lock_nested`` (the subclass only matters to lockdep)."""
     if isinstance(subclass, bool) or not isinstance(subclass, int):
@@ -142,13 +135,6 @@ def mutex_lock_interruptible(lock: Mutex) -> int:
 def mutex_trylock(lock: Mutex) -> int:
     """Kernel: ``mutex_trylock``: 1 if taken, 0 if busy."""
     return int(check_mutex(lock, "mutex_trylock").trylock())
-
-
-def mutex_unlock(lock: Mutex) -> None:
-    """Kernel: ``mutex_unlock``."""
-    if not isinstance(lock, Mutex):  # as in mutex_lock
-        check_mutex(lock, "mutex_unlock")
-    lock.unlock()
 
 
 def mutex_is_locked(lock: Mutex) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument, NotInRuntime, UsageError
-from ._api import LOCAL, READ, RELEASE, WRITE, Runtime, Task, holders_of
+from ._api import LOCAL, READ, RELEASE, WRITE, FieldIsNone, Runtime, Task, holders_of
 from ._labels import label_of
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "READ",
     "RELEASE",
     "WRITE",
+    "FieldIsNone",
     "Runtime",
     "Task",
     "activate",
@@ -82,7 +83,9 @@ def spawn(fn: Callable[..., Any], *args: Any, name: str | None = None) -> Task:
     """
     if not callable(fn):
         raise InvalidArgument(f"spawn() needs a callable, got {type(fn).__name__}: pass the function itself")
-    return rt().spawn(fn, args, check_task_name(name, "spawn()"))
+    if name is not None and not isinstance(name, str):  # checked inline: spawn is on every execution's path
+        check_task_name(name, "spawn()")
+    return (_current or rt()).spawn(fn, args, name)
 
 
 def check_task_name(name: object, who: str) -> str | None:

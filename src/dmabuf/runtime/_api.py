@@ -35,6 +35,7 @@ __all__ = [
     "READ",
     "RELEASE",
     "WRITE",
+    "FieldIsNone",
     "Runtime",
     "Task",
     "describe_wait",
@@ -57,6 +58,23 @@ RELEASE: Final = "release"
 LOCAL: Final = "local"
 
 Ready = Callable[[], bool]
+
+
+class FieldIsNone:
+    """A wait predicate: true when ``holder.<field>`` is ``None`` (a lock whose owner left). Callable like
+    any ``ready``; a lock keeps one and passes it to every ``wait``. It is compiled with the runtime
+    (setup.py), so the controlled runtime, which re-evaluates the predicates of the waiting tasks at every
+    decision, runs no Python frame for it."""
+
+    def __init__(self, holder: object, field: str) -> None:
+        self.holder = holder
+        self.field = field
+
+    def __call__(self) -> bool:
+        return getattr(self.holder, self.field) is None
+
+    def __repr__(self) -> str:
+        return f"<{type(self.holder).__name__}.{self.field} is None>"
 
 
 class Task:
@@ -106,7 +124,9 @@ class Task:
 
         Locking: may sleep; must not be called in atomic context.
         """
-        r = _runtime_pkg.rt()  # not ``from . import rt`` here: a function-level import costs ~1 us per join
+        # the active runtime, read from the package (not ``from . import rt``: a function-level import costs
+        # ~1 us per join); rt() only to raise outside one
+        r = _runtime_pkg._current or _runtime_pkg.rt()
         if r.current() is self:
             raise InvalidArgument(f"task {self.name!r} cannot join itself: that would wait forever")
         ok = r.wait("join", self, LOCAL, self._is_done, None if timeout is None else int(timeout * 1e9))

@@ -6,13 +6,14 @@ from types import TracebackType
 from typing import Any
 
 from .. import lockdep
+from .. import runtime as _runtime
 from ..errors import InvalidArgument
 from ..kernel import config
 from ..kernel._warn import WARN
 from ..kernel.errno import EINTR
-from ..runtime import RELEASE, WRITE, Task, rt
+from ..runtime import RELEASE, WRITE, FieldIsNone, Task, rt
 
-__all__ = ["Mutex"]
+__all__ = ["Mutex", "mutex_lock", "mutex_unlock"]
 
 
 class Mutex:
@@ -33,6 +34,8 @@ class Mutex:
         # the frame walk is skipped for the others
         named = (isinstance(lock_class, str) and lock_class) or (isinstance(name, str) and name)
         self._dm_site = None if named else lockdep.init_site("Mutex")
+        #: the wait predicate of lock(): free when the owner left (compiled with the runtime)
+        self._dm_free = FieldIsNone(self, "owner")
 
     def _dm_holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else []
@@ -57,16 +60,7 @@ class Mutex:
 
         Locking: may sleep; not in atomic context. Kernel: ``mutex_lock``.
         """
-        r = rt()
-        t = r.current()
-        if t.atomic_depth or t.rcu_depth or self.owner is t:  # _check_lock has nothing to check otherwise
-            self._check_lock(t)
-        r.wait("lock", self, WRITE, self._free)
-        self.owner = t
-        if t.held:
-            lockdep.acquire(t, self)
-        else:  # what lockdep.acquire does when nothing is held (no order to check), without the call
-            t.held.append(self)
+        mutex_lock(self)
 
     def lock_interruptible(self) -> int:
         """Acquire unless a signal arrives first: 0 or ``-EINTR``. Kernel: ``mutex_lock_interruptible``."""
@@ -96,24 +90,7 @@ class Mutex:
 
         Kernel: ``mutex_unlock``.
         """
-        r = rt()
-        t = r.current()
-        r.point("unlock", self, RELEASE)
-        if self.owner is not t:
-            who = "nobody" if self.owner is None else repr(self.owner.name)
-            WARN(
-                True,
-                f"mutex_unlock of {lockdep.class_of(self)} by {t.name!r}, but it is held by {who}",
-                "mutex: unlock of a mutex not held by the caller",
-            )
-            return
-        self.owner = None
-        held = t.held
-        if held and held[-1] is self:  # lockdep.release of the newest lock (the usual case), without the call
-            del held[-1]
-        else:
-            lockdep.release(t, self)
-        r.notify(self)
+        mutex_unlock(self)
 
     def is_locked(self) -> bool:
         """True if some task holds it. Kernel: ``mutex_is_locked``."""
@@ -132,6 +109,54 @@ class Mutex:
 
     def __repr__(self) -> str:
         return f"<Mutex {lockdep.class_of(self)} owner={self.owner.name if self.owner else None}>"
+
+
+def mutex_lock(lock: Mutex) -> None:
+    """Acquire ``lock``, sleeping while another task holds it (the body of :meth:`Mutex.lock`, under its
+    kernel name: the kernel-named API calls it without a second frame).
+
+    Locking: may sleep; not in atomic context. Kernel: ``mutex_lock``.
+    """
+    if not isinstance(lock, Mutex):
+        check_mutex(lock, "mutex_lock")
+    r = _runtime._current or rt()  # the active runtime without a call (rt() raises outside one)
+    t = r.current()
+    if t.atomic_depth or t.rcu_depth or lock.owner is t:  # _check_lock has nothing to check otherwise
+        lock._check_lock(t)
+    r.wait("lock", lock, WRITE, lock._dm_free)
+    lock.owner = t
+    if t.held:
+        lockdep.acquire(t, lock)
+    else:  # what lockdep.acquire does when nothing is held (no order to check), without the call
+        t.held.append(lock)
+
+
+def mutex_unlock(lock: Mutex) -> None:
+    """Release ``lock`` (the body of :meth:`Mutex.unlock`). Unlocking a mutex the caller does not hold
+    WARNs and leaves it unchanged.
+
+    Kernel: ``mutex_unlock``.
+    """
+    if not isinstance(lock, Mutex):
+        check_mutex(lock, "mutex_unlock")
+    r = _runtime._current or rt()
+    t = r.current()
+    r.point("unlock", lock, RELEASE)
+    if lock.owner is not t:
+        who = "nobody" if lock.owner is None else repr(lock.owner.name)
+        WARN(
+            True,
+            f"mutex_unlock of {lockdep.class_of(lock)} by {t.name!r}, but it is held by {who}",
+            "mutex: unlock of a mutex not held by the caller",
+        )
+        return
+    lock.owner = None
+    held = t.held
+    if held and held[-1] is lock:  # lockdep.release of the newest lock (the usual case), without the call
+        del held[-1]
+    else:
+        lockdep.release(t, lock)
+    r.notify(lock)
 
 
 def check_mutex(m: Any, fn: str) -> Mutex:

@@ -104,11 +104,13 @@ class DPOR(RaceAnalysis):
         # so that the next execution can go back to the node whose choice changed and replay the prefix
         # before it without recording anything (the prefix is deterministic: same steps, same events).
         # Happens-before clocks are bit sets over event indices (Python ints: a join is one ``|``).
-        self._clock: dict[int, int] = {}  # task -> the events that happen before its next step
+        # per task (lists indexed by task id: ids are dense): the events that happen before its next step
+        # (0: none yet), and its last step event (-1: none)
+        self._clock: list[int] = []
         self._last_w: dict[Any, int] = {}  # object key -> the clock of its last write
         self._reads: dict[Any, int] = {}  # object key -> the joined clocks of its reads since that write
         self._head: dict[Any, int] = {}  # object key -> its last event
-        self._last_ev: dict[int, int] = {}  # task -> its last step event
+        self._last_ev: list[int] = []
         self._spawned_at: dict[int, tuple[int, int]] = {}  # child -> (spawn event, parent)
         #: id(object of this execution) -> (its history key, the object): objects of the replayed prefix
         #: are new objects standing for the ones the recorded events saw
@@ -132,7 +134,7 @@ class DPOR(RaceAnalysis):
         if mark is None:
             self._keep = -1
             del self.events[:]
-            self._set_state(({}, {}, {}, {}, {}, {}))
+            self._set_state(([], {}, {}, {}, [], {}))
         else:
             self._keep = len(nodes) - 1
             del self.events[mark[0] :]
@@ -143,7 +145,7 @@ class DPOR(RaceAnalysis):
         self._pruned = False
         self._pending = []
 
-    def _mark(self) -> tuple[int, tuple[dict[Any, Any], ...]]:
+    def _mark(self) -> tuple[int, tuple[Any, ...]]:
         """What a branching node keeps to be returned to: the number of events and a copy of the state."""
         return (
             len(self.events),
@@ -157,7 +159,7 @@ class DPOR(RaceAnalysis):
             ),
         )
 
-    def _set_state(self, st: tuple[dict[Any, Any], ...]) -> None:
+    def _set_state(self, st: tuple[Any, ...]) -> None:
         """Make a copy of a node's saved state the current analysis state (the node keeps its own)."""
         clock, last_w, reads, head, last_ev, spawned_at = st
         self._clock, self._last_w, self._reads = clock.copy(), last_w.copy(), reads.copy()
@@ -183,7 +185,9 @@ class DPOR(RaceAnalysis):
             return
         j = len(self.events)
         self.events.append(Ev("spawn", parent.id, None, None, "", self.pos, child.id))
-        self._clock[child.id] = self._clock.get(parent.id, 0)
+        clock = self._clock
+        self._grow(child.id)
+        clock[child.id] = clock[parent.id] if parent.id < len(clock) else 0
         self._spawned_at[child.id] = (j, parent.id)
 
     def on_local(self, rt: ControlledRuntime, t: Task) -> None:
@@ -191,9 +195,15 @@ class DPOR(RaceAnalysis):
             return
         self.events.append(Ev("join", t.id, None, None, "", self.pos, t.obj.id))
         clock = self._clock
-        theirs = clock.get(t.obj.id)
-        if theirs is not None:
-            clock[t.id] = clock.get(t.id, 0) | theirs
+        self._grow(max(t.id, t.obj.id))
+        clock[t.id] |= clock[t.obj.id]
+
+    def _grow(self, tid: int) -> None:
+        """Make room in the per-task lists for task ``tid`` (ids are dense: one new task at a time)."""
+        clock, last = self._clock, self._last_ev
+        while len(clock) <= tid:
+            clock.append(0)
+            last.append(-1)
 
     def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
         pos = self.pos
@@ -225,7 +235,7 @@ class DPOR(RaceAnalysis):
         ids = tuple([t.id for t in options])
         cur_id = cur.id if cur is not None and cur.id in ids else -1
         node = Node("t", ids, n, cur_id, rt.preemptions)
-        node.sleep = frozenset(self.sleep)
+        node.sleep = frozenset(self.sleep) if self.sleep else NO_SLEEP
         node.mark = self._mark()
         if self._fpos < self._nfixed:
             node.fixed = True
@@ -282,10 +292,20 @@ class DPOR(RaceAnalysis):
                 self._diverged(rt, pos, node, options)
             idx = 0
         else:
-            ids = tuple([t.id for t in options])
-            if node.kind != "t" or node.tids != ids:
+            # the enabled tasks must be the recorded ones (in id order); compared in place, without a tuple
+            tids = node.tids
+            if node.kind != "t" or len(options) != len(tids):
                 self._diverged(rt, pos, node, options)
-            idx = ids.index(node.chosen)
+            idx = -1
+            want = node.chosen
+            for k in range(len(tids)):
+                tid = options[k].id
+                if tid != tids[k]:
+                    self._diverged(rt, pos, node, options)
+                if tid == want:
+                    idx = k
+            if idx < 0:
+                self._diverged(rt, pos, node, options)
             chosen = options[idx]
         if node.op and chosen.op != node.op:
             self._diverged(rt, pos, node, options)
@@ -336,7 +356,9 @@ class DPOR(RaceAnalysis):
         # the enabler: the event executed at the last node where this task was disabled (it has been at
         # this point since its previous step, or since it was spawned)
         last = self._last_ev
-        prev = last.get(q, -1)
+        if q >= len(last):
+            self._grow(q)
+        prev = last[q]
         enabler = -1
         wait = chosen.ready is not None
         if wait:
@@ -353,11 +375,13 @@ class DPOR(RaceAnalysis):
                     break
         # the step's clock, then the state it changes
         clock = self._clock
-        pred = clock.get(q, 0)
+        pred = clock[q]
         vc = clock[q] = self._clock_of(pred, key, ca, j)
         if ca != READ:
             self._last_w[key] = vc
-            self._reads.pop(key, None)
+            reads = self._reads
+            if reads and key in reads:  # usually empty: no method call for nothing
+                del reads[key]
         else:
             reads = self._reads
             reads[key] = reads.get(key, 0) | vc
@@ -488,12 +512,23 @@ class DPOR(RaceAnalysis):
                 nodes.pop()  # one enabled task: nothing else to try
                 continue
             assert isinstance(node, Node)
-            node.done.add(node.chosen)
-            todo = sorted(node.backtrack - node.done - node.sleep)
-            if todo:
-                pick = todo[0]
-                if node.cur >= 0 and pick != node.cur and node.cur in todo:
-                    pick = node.cur
+            done = node.done
+            done.add(node.chosen)
+            # the next task to try: the current one (no preemption) if it is still to do, else the lowest id
+            # still to do (neither done nor asleep); a loop, not sorted(set differences): this runs at every
+            # backtrack
+            sleep = node.sleep
+            pick = -1
+            cur = node.cur
+            for p in node.backtrack:
+                if p in done or p in sleep:
+                    continue
+                if p == cur:
+                    pick = p
+                    break
+                if pick < 0 or p < pick:
+                    pick = p
+            if pick >= 0:
                 node.chosen = pick
                 node.op = ""
                 return True

@@ -29,7 +29,7 @@ class Node:
         self.sleep: frozenset[int] = frozenset()
         self.fixed = False  # part of a work unit's forced prefix: never backtracked
         #: (number of events, copy of the analysis state) when the node was reached; None until recorded
-        self.mark: tuple[int, tuple[dict[Any, Any], ...]] | None = None
+        self.mark: tuple[int, tuple[Any, ...]] | None = None
         self.ev = -1  # index of the event of this node's step (scheduling nodes)
 
     def entry(self) -> Entry:

@@ -19,10 +19,10 @@ class RaceAnalysis:
     events: list[Ev]
     bound: int | None
     stats: dict[str, int]
-    _clock: dict[int, int]
+    _clock: list[int]
     _last_w: dict[Any, int]
     _reads: dict[Any, int]
-    _last_ev: dict[int, int]
+    _last_ev: list[int]
     _head: dict[Any, int]
     _spawned_at: dict[int, tuple[int, int]]
     _alias: dict[int, tuple[Any, Any]]
@@ -56,9 +56,10 @@ class RaceAnalysis:
         at = len(self.nodes)
         for tid, obj, access, waits in self._pending:
             key = self._key(obj)
-            pred = self._clock.get(tid, 0)
+            clock, last = self._clock, self._last_ev
+            pred = clock[tid] if tid < len(clock) else 0
             vc = self._clock_of(pred, key, access, len(events))
-            prev_obj, prev_task = self._head.get(key, -1), self._last_ev.get(tid, -1)
+            prev_obj, prev_task = self._head.get(key, -1), last[tid] if tid < len(last) else -1
             ev = Ev("s", tid, obj, key, access, at, wait=waits, vc=vc, pred=pred, prev_obj=prev_obj, prev_task=prev_task)
             events.append(ev)
             try:
