@@ -115,8 +115,10 @@ def _c_string(text: str) -> str:
     return "".join(out)
 
 
-_TABLE = re.compile(r"static PyMethodDef (\w+)\[\] = \{(.*?)\{NULL\}", re.S)
+_TABLE = re.compile(r"static Py(?:MethodDef|GetSetDef) (\w+)\[\] = \{(.*?)\{NULL\}", re.S)
 _ENTRY = re.compile(r'(\{"(\w+)",\s*\(PyCFunction\)\w+,\s*[\w |]+,\s*PyDoc_STR\(")((?:[^"\\]|\\.)*)("\))')
+#: a property: {"name", (getter)..., (setter)... or NULL, NULL (its docstring), NULL}
+_GETSET = re.compile(r'(\{"(\w+)",\s*\(getter\)\w+,\s*(?:\(setter\)\w+|NULL),\s*)NULL(, NULL\})')
 
 
 def _add_docstrings(c_file: Path) -> int:
@@ -132,6 +134,7 @@ def _add_docstrings(c_file: Path) -> int:
         for node in ast.parse((ROOT / CORE[module]).read_text()).body:
             if isinstance(node, ast.ClassDef):
                 tables[f"{short}___{node.name}_methods"] = (module, node.name)
+                tables[f"{short}___{node.name}_getseters"] = (module, node.name)
     text = c_file.read_text()
     added = 0
 
@@ -148,6 +151,16 @@ def _add_docstrings(c_file: Path) -> int:
             added += 1
             return e.group(1) + e.group(3) + _c_string(doc) + e.group(4)
 
+        def prop(e: re.Match[str]) -> str:
+            nonlocal added
+            doc = docs.get((where[0], where[1], e.group(2)))
+            if not doc:
+                return e.group(0)
+            added += 1
+            return e.group(1) + '"' + _c_string(doc) + '"' + e.group(3)
+
+        if m.group(1).endswith("_getseters"):
+            return _GETSET.sub(prop, m.group(0))
         return _ENTRY.sub(entry, m.group(0))
 
     text = _TABLE.sub(table, text)

@@ -23,7 +23,7 @@ single model lock except at scheduling points and while blocked).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 # the package, partly initialised at this point: ``rt`` is looked up on it at call time
@@ -167,7 +167,7 @@ def describe_wait(t: Task, name_of: Callable[[object], str]) -> str:
     return f"{t.name} waits to {t.op} {name} (no task will make it ready)"
 
 
-def leak_problems(tasks: list[Any], ended_holding: list[str], run_globals: dict[str, Any]) -> list[str]:
+def leak_problems(tasks: Sequence[Task], ended_holding: list[str], run_globals: dict[str, Any]) -> list[str]:
     """What a finished run left behind: joinable tasks never joined, locks held at task exit, and the messages
     of the end checks registered with :meth:`Runtime.add_end_check`."""
     problems = []

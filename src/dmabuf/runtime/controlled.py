@@ -39,7 +39,7 @@ from ._api import LOCAL, WRITE, Ready, Runtime, Task, describe_wait, holders_of,
 from ._labels import Labeler
 from ._trace import TraceEvent
 
-__all__ = ["Abort", "ControlledRuntime", "Decider", "Outcome"]
+__all__ = ["Abort", "ControlledRuntime", "Decider", "ObservingDecider", "Outcome"]
 
 #: Default bound on the scheduling steps one task may take in an execution before it is reported as a
 #: livelock (explorer-api.md: "a task that exceeds the step bound").
@@ -60,6 +60,31 @@ class Decider(Protocol):
     def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
         """A value in ``range(n)`` for ``choose(n)``."""
         ...
+
+
+class ObservingDecider:
+    """Base class of a decider that observes every step (``observe = True``: DPOR). The runtime calls such
+    a decider directly; compiled with it (setup.py), that is a native call instead of a Python method
+    lookup, at every step of every execution. Other deciders need only the :class:`Decider` methods."""
+
+    observe = True
+
+    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
+        """As :meth:`Decider.sched`."""
+        raise NotImplementedError
+
+    def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
+        """As :meth:`Decider.data`."""
+        raise NotImplementedError
+
+    def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:
+        """Task ``parent`` spawned ``child`` (``parent`` is ``None`` for the first task)."""
+
+    def on_local(self, rt: ControlledRuntime, t: Task) -> None:
+        """Task ``t`` takes a LOCAL step (run eagerly, without a decision)."""
+
+    def on_end(self, rt: ControlledRuntime) -> None:
+        """The execution ended (finished, failed or aborted)."""
 
 
 class Outcome:
@@ -119,7 +144,8 @@ class ControlledRuntime(Runtime):
     kind = "controlled"
 
     def __init__(self, decider: Decider, max_steps: int = DEFAULT_MAX_STEPS) -> None:
-        self.decider = decider
+        self._decider = decider
+        self._native: ObservingDecider | None = decider if isinstance(decider, ObservingDecider) else None
         #: scheduling steps one task may take in an execution before it is reported as a livelock
         self.max_steps = max_steps
         #: steps of the whole execution before it is a livelock (many tasks, or tasks spawning tasks forever)
@@ -131,6 +157,16 @@ class ControlledRuntime(Runtime):
         #: when a list, every executed step appends (task id, object, access) (coverage statistics)
         self.step_log: list[tuple[int, Any, str]] | None = None
         self._reset()
+
+    @property
+    def decider(self) -> Decider:
+        """The strategy making the decisions (the explorer swaps it for probes, shrinking, certification)."""
+        return self._decider
+
+    @decider.setter
+    def decider(self, decider: Decider) -> None:
+        self._decider = decider
+        self._native = decider if isinstance(decider, ObservingDecider) else None
 
     # ------------------------------------------------------------------ execution lifecycle
     def _reset(self) -> None:
@@ -161,7 +197,10 @@ class ControlledRuntime(Runtime):
         if not isinstance(outcome, Outcome):
             raise InternalError(f"execution ended without an outcome ({outcome!r})")
         if self._observe:
-            self.decider.on_end(self)  # type: ignore[attr-defined]
+            if self._native is not None:
+                self._native.on_end(self)
+            else:
+                self.decider.on_end(self)  # type: ignore[attr-defined]
         self._kill_all()
         if outcome.kind == "ok":
             outcome.result = main.result
@@ -296,7 +335,10 @@ class ControlledRuntime(Runtime):
                 if local.nsteps > self.max_steps or self.steps > self.max_total_steps:
                     return self.hub.switch(self._livelock_outcome(local))
                 if self._observe:
-                    self.decider.on_local(self, local)  # type: ignore[attr-defined]
+                    if self._native is not None:
+                        self._native.on_local(self, local)
+                    else:
+                        self.decider.on_local(self, local)  # type: ignore[attr-defined]
                 if local is cur:
                     if self.tracing:
                         self._trace_step(cur)
@@ -321,8 +363,12 @@ class ControlledRuntime(Runtime):
                 return self.hub.switch(self._deadlock_outcome())
         if self._observe:
             # observing strategies (DPOR) see every step, not only branches
+            native = self._native
             try:
-                nxt = opts[self.decider.sched(self, opts, cur)]
+                if native is not None:
+                    nxt = opts[native.sched(self, opts, cur)]
+                else:
+                    nxt = opts[self.decider.sched(self, opts, cur)]
             except Abort as a:
                 return self.hub.switch(a.outcome)
             if cur is not None and nxt is not cur and cur in opts:
@@ -492,7 +538,10 @@ class ControlledRuntime(Runtime):
         if self.tracing and parent is not None:
             self._ev(parent, "spawn", t, "", "")
         if self._observe:
-            self.decider.on_spawn(self, parent, t)  # type: ignore[attr-defined]
+            if self._native is not None:
+                self._native.on_spawn(self, parent, t)
+            else:
+                self.decider.on_spawn(self, parent, t)  # type: ignore[attr-defined]
         g = self._greenlet()
         t.g = g
         t.advancer = (getcurrent(), parent)  # type: ignore[assignment]

@@ -49,7 +49,7 @@ points that would exceed it are not added (a subset of the unbounded search, so 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from ...errors import InternalError
 from ...runtime import LOCAL, READ, Task
@@ -205,7 +205,9 @@ class DPOR(RaceAnalysis):
             clock.append(0)
             last.append(-1)
 
-    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
+    def sched(self, rt: ControlledRuntime, opts: Sequence[Task], cur: Task | None) -> int:
+        # the runtime passes a list: as one, compiled (setup.py), indexing it is a native list operation
+        options = cast("list[Task]", opts)
         pos = self.pos
         self.pos = pos + 1
         nodes = self.nodes
@@ -281,7 +283,7 @@ class DPOR(RaceAnalysis):
             self._prune(rt, "bound_blocked")
         return awake[0]
 
-    def _replayed(self, rt: ControlledRuntime, options: Sequence[Task], pos: int, node: Node | Node1) -> int:
+    def _replayed(self, rt: ControlledRuntime, options: list[Task], pos: int, node: Node | Node1) -> int:
         """A step of the prefix the execution replays: check it is the recorded one, then take the recorded
         choice; at the node whose choice changed (``pos == _keep``; every node of a frontier restored by
         :meth:`restore`, which has no marks) record it again. Those nodes always branch: :meth:`advance`

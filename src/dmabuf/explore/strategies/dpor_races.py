@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from ...runtime import READ, RELEASE
+from ...runtime.controlled import ObservingDecider
 from .dpor_events import Ev, Node, Node1
 
 __all__ = ["RaceAnalysis"]
 
 
-class RaceAnalysis:
-    """The race half of :class:`.dpor.DPOR`, a mixin working on the search's own state (declared here)."""
+class RaceAnalysis(ObservingDecider):
+    """The race half of :class:`.dpor.DPOR`, working on the search's own state (declared here). An
+    :class:`ObservingDecider`, so the runtime calls the search directly at every step."""
 
     nodes: list[Node | Node1]
     events: list[Ev]
