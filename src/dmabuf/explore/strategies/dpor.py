@@ -115,6 +115,10 @@ class DPOR(RaceAnalysis):
         #: id(object of this execution) -> (its history key, the object): objects of the replayed prefix
         #: are new objects standing for the ones the recorded events saw
         self._alias: dict[int, tuple[Any, Any]] = {}
+        #: the history key of an object is a slot number, given in the order objects are first touched
+        #: (so a replayed prefix gives its objects the same slots; and small ints are shared objects, so
+        #: the dicts keyed by them hit by identity): the next free slot
+        self._nslots = 0
         #: (task, object, access, waits) of the steps the live tasks were about to take when it ended
         self._pending: list[tuple[int, Any, str, bool]] = []
         self._keep = -1  # nodes before this one are replayed without recording
@@ -134,7 +138,7 @@ class DPOR(RaceAnalysis):
         if mark is None:
             self._keep = -1
             del self.events[:]
-            self._set_state(([], {}, {}, {}, [], {}))
+            self._set_state(([], {}, {}, {}, [], {}, 0))
         else:
             self._keep = len(nodes) - 1
             del self.events[mark[0] :]
@@ -156,14 +160,16 @@ class DPOR(RaceAnalysis):
                 self._head.copy(),
                 self._last_ev.copy(),
                 self._spawned_at.copy(),
+                self._nslots,
             ),
         )
 
     def _set_state(self, st: tuple[Any, ...]) -> None:
         """Make a copy of a node's saved state the current analysis state (the node keeps its own)."""
-        clock, last_w, reads, head, last_ev, spawned_at = st
+        clock, last_w, reads, head, last_ev, spawned_at, nslots = st
         self._clock, self._last_w, self._reads = clock.copy(), last_w.copy(), reads.copy()
         self._head, self._last_ev, self._spawned_at = head.copy(), last_ev.copy(), spawned_at.copy()
+        self._nslots = nslots
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
@@ -353,8 +359,7 @@ class DPOR(RaceAnalysis):
         if type(co) is str:
             key: Any = co
         else:
-            a = self._alias.get(id(co))
-            key = id(co) if a is None else a[0]
+            key = self._slot_of(co)
         # the enabler: the event executed at the last node where this task was disabled (it has been at
         # this point since its previous step, or since it was spawned)
         last = self._last_ev

@@ -28,6 +28,7 @@ class RaceAnalysis(ObservingDecider):
     _head: dict[Any, int]
     _spawned_at: dict[int, tuple[int, int]]
     _alias: dict[int, tuple[Any, Any]]
+    _nslots: int
     _pending: list[tuple[int, Any, str, bool]]
     _scan_node: int
     _fresh_ev: int
@@ -35,12 +36,24 @@ class RaceAnalysis(ObservingDecider):
     _requested: set[tuple[int, tuple[int, ...], int]]
 
     def _key(self, obj: Any) -> Any:
-        """The history key of an object: strings by value (labels), everything else by identity (of the
-        object the recorded events saw, for objects of a replayed prefix)."""
+        """The history key of an object: strings by value (labels), everything else by its slot."""
         if type(obj) is str:
             return obj
-        a = self._alias.get(id(obj))
-        return id(obj) if a is None else a[0]
+        return self._slot_of(obj)
+
+    def _slot_of(self, obj: object) -> int:
+        """The slot of ``obj``: the one the recorded events gave the object it stands for (in a replayed
+        prefix), or the next free one when this execution touches it first."""
+        alias = self._alias
+        oid = id(obj)
+        a = alias.get(oid)
+        if a is not None:
+            slot: int = a[0]
+            return slot
+        slot = self._nslots
+        self._nslots = slot + 1
+        alias[oid] = (slot, obj)  # keeps obj alive: its id is not reused during the execution
+        return slot
 
     def _races(self) -> None:
         """A source-set update for every race of a step recorded by this execution (the clocks
@@ -73,9 +86,14 @@ class RaceAnalysis(ObservingDecider):
         """The clock of a step taken now as event ``j`` on object ``key``: ``pred`` (its task's clock) joined
         with the clock of the object's last write and, for a write, of the reads since, plus the step itself.
         Clocks are bit sets of event indices, so a join is one ``|``."""
-        vc = pred | self._last_w.get(key, 0)
+        w = self._last_w.get(key)
+        vc = pred if w is None else pred | w
         if access != READ:
-            vc |= self._reads.get(key, 0)
+            reads = self._reads
+            if reads:  # usually empty
+                rd = reads.get(key)
+                if rd is not None:
+                    vc |= rd
         return vc | 1 << j
 
     def _scan(self, j: int) -> None:
