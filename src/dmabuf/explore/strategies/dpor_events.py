@@ -95,7 +95,7 @@ class Ev:
     ) -> None:
         self.kind = kind  # "s" step, "spawn" (other = child), "join" (other = joined task)
         self.tid = tid
-        self.obj = obj  # kept alive: its id may be the history key of later executions' objects
+        self.obj = obj  # the object itself (for debugging: histories are keyed by ``key``, a slot or label)
         self.key = key
         self.access = access
         self.node = node
