@@ -116,9 +116,13 @@ def _c_string(text: str) -> str:
 
 
 _TABLE = re.compile(r"static Py(?:MethodDef|GetSetDef) (\w+)\[\] = \{(.*?)\{NULL\}", re.S)
-_ENTRY = re.compile(r'(\{"(\w+)",\s*\(PyCFunction\)\w+,\s*[\w |]+,\s*PyDoc_STR\(")((?:[^"\\]|\\.)*)("\))')
+#: a method or function: {"name", (PyCFunction)..., flags, PyDoc_STR("<signature>\n--\n\n")}
+_ENTRY = re.compile(
+    r'(?P<head>\{"(?P<name>\w+)",\s*\(PyCFunction\)\w+,\s*[\w |]+,\s*PyDoc_STR\(")'
+    r'(?P<sig>(?:[^"\\]|\\.)*)(?P<tail>"\))'
+)
 #: a property: {"name", (getter)..., (setter)... or NULL, NULL (its docstring), NULL}
-_GETSET = re.compile(r'(\{"(\w+)",\s*\(getter\)\w+,\s*(?:\(setter\)\w+|NULL),\s*)NULL(, NULL\})')
+_GETSET = re.compile(r'(?P<head>\{"(?P<name>\w+)",\s*\(getter\)\w+,\s*(?:\(setter\)\w+|NULL),\s*)NULL(?P<tail>, NULL\})')
 
 
 def _add_docstrings(c_file: Path) -> int:
@@ -143,25 +147,17 @@ def _add_docstrings(c_file: Path) -> int:
         if where is None:
             return m.group(0)
 
-        def entry(e: re.Match[str]) -> str:
+        def fill(e: re.Match[str]) -> str:
             nonlocal added
-            doc = docs.get((where[0], where[1], e.group(2)))
+            doc = docs.get((where[0], where[1], e.group("name")))
             if not doc:
                 return e.group(0)
             added += 1
-            return e.group(1) + e.group(3) + _c_string(doc) + e.group(4)
+            sig = e.groupdict().get("sig")
+            body = _c_string(doc) if sig is not None else '"' + _c_string(doc) + '"'  # a property's was NULL
+            return e.group("head") + (sig or "") + body + e.group("tail")
 
-        def prop(e: re.Match[str]) -> str:
-            nonlocal added
-            doc = docs.get((where[0], where[1], e.group(2)))
-            if not doc:
-                return e.group(0)
-            added += 1
-            return e.group(1) + '"' + _c_string(doc) + '"' + e.group(3)
-
-        if m.group(1).endswith("_getseters"):
-            return _GETSET.sub(prop, m.group(0))
-        return _ENTRY.sub(entry, m.group(0))
+        return (_GETSET if m.group(1).endswith("_getseters") else _ENTRY).sub(fill, m.group(0))
 
     text = _TABLE.sub(table, text)
     if added:
