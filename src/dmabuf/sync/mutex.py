@@ -40,9 +40,6 @@ class Mutex:
     def _dm_holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else []
 
-    def _free(self) -> bool:
-        return self.owner is None
-
     def _check_lock(self, t: Task) -> None:
         if t.atomic_depth or t.rcu_depth:
             from ..kernel.sched import might_sleep

@@ -8,7 +8,7 @@ from typing import Any
 from .. import lockdep
 from ..errors import InvalidArgument
 from ..kernel._warn import WARN
-from ..runtime import RELEASE, WRITE, Task, rt
+from ..runtime import RELEASE, WRITE, FieldIsNone, Task, rt
 
 __all__ = ["SpinLock"]
 
@@ -31,12 +31,11 @@ class SpinLock:
         self._dm_class = lock_class
         self._dm_site = lockdep.init_site("SpinLock")
         self._flags = 0
+        #: the wait predicate of lock(): free when the owner left (compiled with the runtime)
+        self._dm_free = FieldIsNone(self, "owner")
 
     def _dm_holders(self) -> list[Task]:
         return [self.owner] if self.owner is not None else []
-
-    def _free(self) -> bool:
-        return self.owner is None
 
     def lock(self) -> None:
         """Acquire, spinning while held elsewhere. Kernel: ``spin_lock``."""
@@ -48,7 +47,7 @@ class SpinLock:
                 f"spinlock recursion: {t.name!r} locks {lockdep.class_of(self)} it already holds",
                 "spinlock: recursion",
             )
-        r.wait("spin_lock", self, WRITE, self._free)
+        r.wait("spin_lock", self, WRITE, self._dm_free)
         self.owner = t
         t.atomic_depth += 1
         lockdep.acquire(t, self)
