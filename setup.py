@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent
 CORE = {
     "dmabuf.runtime._api": "src/dmabuf/runtime/_api.py",
     "dmabuf.runtime.threads": "src/dmabuf/runtime/threads.py",
+    "dmabuf.runtime._decider": "src/dmabuf/runtime/_decider.py",
     "dmabuf.runtime.controlled": "src/dmabuf/runtime/controlled.py",
     "dmabuf.explore.strategies.dpor": "src/dmabuf/explore/strategies/dpor.py",
     "dmabuf.explore.strategies.dpor_races": "src/dmabuf/explore/strategies/dpor_races.py",

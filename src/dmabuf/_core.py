@@ -46,6 +46,7 @@ __all__ = [
 CORE_SOURCES = {
     "dmabuf.runtime._api": "runtime/_api.py",
     "dmabuf.runtime.threads": "runtime/threads.py",
+    "dmabuf.runtime._decider": "runtime/_decider.py",
     "dmabuf.runtime.controlled": "runtime/controlled.py",
     "dmabuf.explore.strategies.dpor": "explore/strategies/dpor.py",
     "dmabuf.explore.strategies.dpor_races": "explore/strategies/dpor_races.py",

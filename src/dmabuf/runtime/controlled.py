@@ -29,8 +29,8 @@ to the next one (no hub round trip) -- see the Foundation issue's measurements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Final, NoReturn, Protocol
+from collections.abc import Callable
+from typing import Any, Final, NoReturn
 
 from greenlet import getcurrent, greenlet
 
@@ -46,6 +46,7 @@ from ._api import (
     holders_of,
     leak_problems,
 )
+from ._decider import Abort, Decider, ObservingDecider, Outcome, forwarding
 from ._labels import Labeler
 from ._trace import TraceEvent
 
@@ -57,80 +58,6 @@ DEFAULT_MAX_STEPS: Final = 20_000
 #: An execution of more than this many times ``max_steps`` steps in all is a livelock too, whatever each
 #: task took (many tasks that never finish, or tasks that keep spawning tasks).
 TOTAL_STEPS_FACTOR: Final = 8
-
-
-class Decider(Protocol):
-    """What the runtime asks at a branch. Implemented by the explorer's strategies."""
-
-    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
-        """Index into ``options`` (enabled tasks in id order) of the task that executes next.
-        ``cur`` is the task that reached the point (``None`` if it finished)."""
-        ...
-
-    def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
-        """A value in ``range(n)`` for ``choose(n)``."""
-        ...
-
-
-class ObservingDecider:
-    """Base class of a decider that observes every step (``observe = True``: DPOR). The runtime calls such
-    a decider directly; compiled with it (setup.py), that is a native call instead of a Python method
-    lookup, at every step of every execution. Other deciders need only the :class:`Decider` methods."""
-
-    observe = True
-
-    def sched(self, rt: ControlledRuntime, options: Sequence[Task], cur: Task | None) -> int:
-        """As :meth:`Decider.sched`."""
-        raise NotImplementedError
-
-    def data(self, rt: ControlledRuntime, n: int, label: str) -> int:
-        """As :meth:`Decider.data`."""
-        raise NotImplementedError
-
-    def on_spawn(self, rt: ControlledRuntime, parent: Task | None, child: Task) -> None:
-        """Task ``parent`` spawned ``child`` (``parent`` is ``None`` for the first task)."""
-
-    def on_local(self, rt: ControlledRuntime, t: Task) -> None:
-        """Task ``t`` takes a LOCAL step (run eagerly, without a decision)."""
-
-    def on_end(self, rt: ControlledRuntime) -> None:
-        """The execution ended (finished, failed or aborted)."""
-
-
-class Outcome:
-    """How one execution ended.
-
-    ``kind`` is ``"ok"`` or a failure kind of the public contract; ``message`` is the human explanation;
-    ``task`` the task that failed (if any); ``exception`` the exception raised in it.
-    """
-
-    # no __slots__: setup.py compiles this module with mypyc, which refuses them (compiled, the
-    # attributes are fixed C fields anyway)
-
-    def __init__(
-        self, kind: str, message: str = "", task: Task | None = None, exception: BaseException | None = None
-    ) -> None:
-        self.kind = kind
-        self.message = message
-        self.task = task
-        self.exception = exception
-        self.result: Any = None
-        self.extra: dict[str, Any] = {}
-
-    @property
-    def ok(self) -> bool:
-        return self.kind == "ok"
-
-    def __repr__(self) -> str:
-        return f"<Outcome {self.kind}: {self.message[:60]}>"
-
-
-class Abort(BaseException):
-    """Raised by a decider (through :meth:`ControlledRuntime.abort`) to end the execution with ``outcome``."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.kind)
-        self.outcome = outcome
 
 
 class _CTask(Task):
@@ -155,7 +82,9 @@ class ControlledRuntime(Runtime):
 
     def __init__(self, decider: Decider, max_steps: int = DEFAULT_MAX_STEPS) -> None:
         self._decider = decider
-        self._native: ObservingDecider | None = decider if isinstance(decider, ObservingDecider) else None
+        #: the decider as an ObservingDecider (itself, or a forwarder for a duck-typed one): the runtime
+        #: calls an observing decider at every step through this, natively when both are compiled
+        self._observer: ObservingDecider = forwarding(decider)
         #: scheduling steps one task may take in an execution before it is reported as a livelock
         self.max_steps = max_steps
         #: steps of the whole execution before it is a livelock (many tasks, or tasks spawning tasks forever)
@@ -176,7 +105,7 @@ class ControlledRuntime(Runtime):
     @decider.setter
     def decider(self, decider: Decider) -> None:
         self._decider = decider
-        self._native = decider if isinstance(decider, ObservingDecider) else None
+        self._observer = forwarding(decider)
 
     # ------------------------------------------------------------------ execution lifecycle
     def _reset(self) -> None:
@@ -207,10 +136,7 @@ class ControlledRuntime(Runtime):
         if not isinstance(outcome, Outcome):
             raise InternalError(f"execution ended without an outcome ({outcome!r})")
         if self._observe:
-            if self._native is not None:
-                self._native.on_end(self)
-            else:
-                self.decider.on_end(self)  # type: ignore[attr-defined]
+            self._observer.on_end(self)
         self._kill_all()
         if outcome.kind == "ok":
             outcome.result = main.result
@@ -349,10 +275,7 @@ class ControlledRuntime(Runtime):
                 if local.nsteps > self.max_steps or self.steps > self.max_total_steps:
                     return self.hub.switch(self._livelock_outcome(local))
                 if self._observe:
-                    if self._native is not None:
-                        self._native.on_local(self, local)
-                    else:
-                        self.decider.on_local(self, local)  # type: ignore[attr-defined]
+                    self._observer.on_local(self, local)
                 if local is cur:
                     if self.tracing:
                         self._trace_step(cur)
@@ -377,12 +300,8 @@ class ControlledRuntime(Runtime):
                 return self.hub.switch(self._deadlock_outcome())
         if self._observe:
             # observing strategies (DPOR) see every step, not only branches
-            native = self._native
             try:
-                if native is not None:
-                    nxt = opts[native.sched(self, opts, cur)]
-                else:
-                    nxt = opts[self.decider.sched(self, opts, cur)]
+                nxt = opts[self._observer.sched(self, opts, cur)]
             except Abort as a:
                 return self.hub.switch(a.outcome)
             if cur is not None and nxt is not cur and cur in opts:
@@ -552,10 +471,7 @@ class ControlledRuntime(Runtime):
         if self.tracing and parent is not None:
             self._ev(parent, "spawn", t, "", "")
         if self._observe:
-            if self._native is not None:
-                self._native.on_spawn(self, parent, t)
-            else:
-                self.decider.on_spawn(self, parent, t)  # type: ignore[attr-defined]
+            self._observer.on_spawn(self, parent, t)
         g = self._greenlet()
         t.g = g
         t.advancer = (getcurrent(), parent)  # type: ignore[assignment]
