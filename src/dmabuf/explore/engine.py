@@ -22,7 +22,6 @@ from .replaying import (
     _effective,
     _lockdep_outcome,
     _replay_runs,
-    _run_replay,
     _to_failure,
     replay,  # re-exported: dmabuf.explore.engine.replay is where it always was
     shrink_budget,
@@ -452,11 +451,7 @@ def _replay_stored(
             warnings.warn(f"dmabuf failure database: skipping {path}: {e}", DatabaseWarning, stacklevel=3)
             continue
         rt.lockdep_graph = None  # type: ignore[attr-defined]
-        trained: list[list[Entry]] = []
-        if len(runs) == 1:
-            outcome, rep = _run_replay(rt, body, runs[0])
-        else:  # a lock-order report that needs earlier executions (schedule.py, dmabuf-s2)
-            outcome, rep, trained = _replay_runs(rt, body, runs)
+        outcome, rep, trained = _replay_runs(rt, body, runs)  # several: a lock-order report (dmabuf-s2)
         rt.lockdep_graph = None  # type: ignore[attr-defined]  # the search starts on a graph of its own
         outcome = _effective(outcome)
         if outcome.kind == kind and preemption_bound is not None and rt.preemptions > preemption_bound:

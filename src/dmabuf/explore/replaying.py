@@ -36,9 +36,8 @@ def _decisions_so_far(decider: Any) -> list[Entry]:
     path = getattr(decider, "path", None)
     if path is not None:  # PathStrategy (dfs, random, pct): path[:pos] is this execution's
         return [b.entry() for b in path[: decider.pos]]
-    nodes = getattr(decider, "nodes", None)
-    if nodes is not None:  # DPOR: the real branches among its nodes
-        return [nd.entry() for nd in nodes[: decider.pos] if nd.kind == "c" or nd.n > 1]
+    if hasattr(decider, "nodes"):  # DPOR: its decisions() (the real branches so far) has no side effects
+        return [nd.entry() for nd in decider.decisions()]
     return []
 
 
@@ -49,9 +48,9 @@ def track_lock_orders(rt: ControlledRuntime) -> None:
     rt.lockdep_origin = lambda: (rt.labeler, _decisions_so_far(rt.decider))  # type: ignore[attr-defined]
 
 
-def _training_runs(outcome: Outcome) -> list[list[Entry]]:
-    """The earlier executions a lock-order report needs (``LockdepWarning.origins``), if it has any."""
-    origins = getattr(outcome.exception, "origins", None)
+def _training_runs(warning: object) -> list[list[Entry]]:
+    """The earlier executions a lock-order report (a ``LockdepWarning``) needs: its ``origins``."""
+    origins = getattr(warning, "origins", None)
     if not origins:
         return []
     return [list(o) for o in origins if isinstance(o, list)]
@@ -60,11 +59,15 @@ def _training_runs(outcome: Outcome) -> list[list[Entry]]:
 def _replay_runs(
     rt: ControlledRuntime, body: Callable[[], Any], runs: list[list[Entry]]
 ) -> tuple[Outcome, ReplayStrategy, list[list[Entry]]]:
-    """Replay ``runs`` in order on one fresh lock-order graph: the runs before the last only teach lockdep
-    their lock orders (their outcomes do not count, unless they diverge); the last is the execution
-    replayed. Returns its outcome and strategy, and what each earlier run recorded."""
+    """Replay the executions of a replay string (:func:`.schedule.decode_runs`). One is replayed as it is.
+    Of several, on one fresh lock-order graph, the runs before the last only teach lockdep their lock
+    orders (their outcomes do not count, unless they diverge); the last is the execution replayed. Returns
+    its outcome and strategy, and what each earlier run recorded."""
     from ..lockdep import OrderGraph
 
+    if len(runs) == 1:
+        outcome, rep = _run_replay(rt, body, runs[0])
+        return outcome, rep, []
     graph = OrderGraph(getattr(rt, "lockdep_origin", None))
     rt.lockdep_graph = graph  # type: ignore[attr-defined]
     trained: list[list[Entry]] = []
@@ -75,7 +78,6 @@ def _replay_runs(
             outcome.message = f"{where}: {outcome.message}"
             return outcome, rep, trained
         trained.append(list(rep.recorded))
-        rt.lockdep_graph = graph  # type: ignore[attr-defined]  # the runtime keeps it; be sure
     graph.replaying = True  # the last run reports cycles through the edges the others added
     try:
         outcome, rep = _run_replay(rt, body, runs[-1])
@@ -87,7 +89,7 @@ def _replay_runs(
 def lockdep_runs(o: Outcome, strat: Any) -> list[list[list[Any]]]:
     """A deferred lock-order report of the execution that just ran, for a worker process to send: the
     earlier executions it needs (``LockdepWarning.origins``), then this one, each as a list of entries."""
-    earlier = _training_runs(Outcome("kernel-warning", "", None, o.extra.get("lockdep")))
+    earlier = _training_runs(o.extra.get("lockdep"))
     return [*[[list(e) for e in run] for run in earlier], [list(b.entry()) for b in strat.decisions()]]
 
 
@@ -184,7 +186,7 @@ def _build_failure(
         replayed = _effective(replayed)
         self_contained = True
         trained: list[list[Entry]] = []
-        training = _training_runs(outcome) if outcome.kind == "kernel-warning" else []
+        training = _training_runs(outcome.exception) if outcome.kind == "kernel-warning" else []
         if replayed.kind != outcome.kind and training:
             # a lock-order report through edges that earlier executions added: replay those first
             again, again_rep, again_trained = _replay_runs(rt, body, [*training, entries])
@@ -283,12 +285,8 @@ def replay(body: Callable[[], Any], schedule: str, *, max_steps: int = DEFAULT_M
     rt = ControlledRuntime(ReplayStrategy(runs[-1]), max_steps)
     track_lock_orders(rt)
     activate(rt)
-    trained: list[list[Entry]] = []
     try:
-        if len(runs) == 1:
-            outcome, rep = _run_replay(rt, body, runs[0])
-        else:
-            outcome, rep, trained = _replay_runs(rt, body, runs)
+        outcome, rep, trained = _replay_runs(rt, body, runs)
     finally:
         deactivate(rt)
     outcome = _effective(outcome)
