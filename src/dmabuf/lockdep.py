@@ -104,16 +104,19 @@ class OrderGraph:
 
     def origins(self, path: list[str]) -> list[object]:
         """The payloads of the earlier executions that added the edges along ``path`` (oldest first, each
-        once); edges the current execution added are left out (it adds them again when replayed)."""
+        execution once, with the first of its edges' payloads); edges the current execution added are left
+        out (it adds them again when replayed)."""
         if self.origin_hook is None:
             return []
         now, _ = self.origin_hook()
-        found: dict[int, object] = {}
-        for a, b in itertools.pairwise(path):
-            o = self.origin.get((a, b))
-            if o is not None and o[1] is not now:
-                found.setdefault(o[0], o[2])
-        return [found[k] for k in sorted(found)]
+        found = sorted(o for o in (self.origin.get(e) for e in itertools.pairwise(path)) if o is not None)
+        seen: list[object] = [now]
+        out = []
+        for _serial, execution, payload in found:
+            if not any(execution is x for x in seen):
+                seen.append(execution)
+                out.append(payload)
+        return out
 
 
 def _graph() -> OrderGraph | None:

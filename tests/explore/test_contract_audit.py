@@ -685,6 +685,25 @@ def test_a_cycle_through_two_earlier_executions_replays_with_both(tmp_path: Any)
     assert dmabuf.replay(_three_orders, two.failure.schedule) is not None
 
 
+def _two_orders_then_the_reverse() -> None:
+    """One execution takes A then B, and later B then C; the other takes C then A: the cycle C -> A -> B -> C
+    goes through two edges of the same earlier execution."""
+    a, b, c = Mutex(name="lock_A"), Mutex(name="lock_B"), Mutex(name="lock_C")
+    if dmabuf.choose(2) == 0:
+        _take(a, b)
+        _take(b, c)
+    else:
+        _take(c, a)
+
+
+def test_an_earlier_execution_is_replayed_once_for_all_its_edges() -> None:
+    """The replay string holds each earlier execution once, however many edges of the cycle it added."""
+    f = _failure(_two_orders_then_the_reverse)
+    assert f.kind == "kernel-warning" and f.schedule.count("|") == 1, f.schedule
+    again = dmabuf.replay(_two_orders_then_the_reverse, f.schedule)
+    assert again is not None and again.message == f.message
+
+
 def test_a_multi_execution_replay_string_that_diverges_says_which_execution() -> None:
     """A ``dmabuf-s2`` string whose earlier execution no longer fits the body: a nondeterminism failure
     naming that execution, and the string given back unchanged."""
