@@ -76,8 +76,7 @@ class DPOR(RaceAnalysis):
     """The ``"dpor"`` strategy (the default). See the module docstring."""
 
     name = "dpor"
-    observe = True
-    exhaustive = True
+    exhaustive = True  # and ``observe`` (ObservingDecider): it sees every step
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         self.bound = preemption_bound
@@ -384,13 +383,12 @@ class DPOR(RaceAnalysis):
         clock = self._clock
         pred = clock[q]
         vc = clock[q] = self._clock_of(pred, key, ca, j)
+        reads = self._reads
         if ca != READ:
             self._last_w[key] = vc
-            reads = self._reads
             if reads and key in reads:  # usually empty: no method call for nothing
                 del reads[key]
         else:
-            reads = self._reads
             reads[key] = reads.get(key, 0) | vc
         head = self._head
         # positional on purpose (keywords cost ~4% of an execution here): other, wait, enabler, vc, pred,
