@@ -14,7 +14,7 @@ import pytest
 
 import dmabuf
 from dmabuf.errors import DeadlockDetected, InvalidArgument, LeakDetected, NotInRuntime
-from dmabuf.runtime import LOCAL, READ, WRITE, Task, current_task, rt
+from dmabuf.runtime import LOCAL, READ, WRITE, FieldIsNone, Task, TaskDone, current_task, rt
 from dmabuf.sync import Mutex
 
 MS = 1_000_000
@@ -209,6 +209,43 @@ def test_waiter_released_exactly_when_predicate_true(run_on):
         assert seen == [2]
 
     run_on(body)
+
+
+class _Owned:
+    def __init__(self) -> None:
+        self.owner: object = "someone"
+
+
+class _OwnedProperty:
+    """The field is a property: FieldIsNone must read it through the class, not the instance dict."""
+
+    def __init__(self) -> None:
+        self._o: object = "someone"
+
+    @property
+    def owner(self) -> object:
+        return self._o
+
+
+def test_field_is_none_and_task_done_predicates():
+    plain, prop = _Owned(), _OwnedProperty()
+    free, free_prop = FieldIsNone(plain, "owner"), FieldIsNone(prop, "owner")
+    assert not free() and not free.check() and not free_prop()
+    plain.owner = None
+    prop._o = None
+    assert free() and free.check() and free_prop()
+    assert repr(free) == "<_Owned.owner is None>"
+    with pytest.raises(AttributeError):
+        FieldIsNone(plain, "no_such_field")()
+
+    def body():
+        t = dmabuf.spawn(lambda: None, name="child")
+        done = TaskDone(t)
+        assert repr(done) == "<task 'child' done>"
+        t.join()
+        assert done() and done.check()
+
+    assert dmabuf.explore(body, strategy="dfs").ok
 
 
 def test_wait_already_ready_returns_true(run_on):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument, NotInRuntime, UsageError
-from ._api import LOCAL, READ, RELEASE, WRITE, FieldIsNone, Runtime, Task, holders_of
+from ._api import LOCAL, READ, RELEASE, WRITE, FieldIsNone, Runtime, Task, TaskDone, holders_of
 from ._labels import label_of
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "FieldIsNone",
     "Runtime",
     "Task",
+    "TaskDone",
     "activate",
     "active",
     "check_task_name",

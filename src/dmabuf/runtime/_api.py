@@ -36,8 +36,10 @@ __all__ = [
     "RELEASE",
     "WRITE",
     "FieldIsNone",
+    "Predicate",
     "Runtime",
     "Task",
+    "TaskDone",
     "describe_wait",
     "holders_of",
     "leak_problems",
@@ -60,21 +62,51 @@ LOCAL: Final = "local"
 Ready = Callable[[], bool]
 
 
-class FieldIsNone:
-    """A wait predicate: true when ``holder.<field>`` is ``None`` (a lock whose owner left). Callable like
-    any ``ready``; a lock keeps one and passes it to every ``wait``. It is compiled with the runtime
-    (setup.py), so the controlled runtime, which re-evaluates the predicates of the waiting tasks at every
-    decision, runs no Python frame for it."""
+class Predicate:
+    """A wait predicate the compiled runtime evaluates natively: a ``ready`` callable whose test is
+    :meth:`check`. The controlled runtime re-evaluates the predicates of the waiting tasks at every
+    decision; for a :class:`Predicate` (compiled with the runtime, setup.py) that runs no Python frame and no
+    call through ``tp_call``. Any other callable still works as a ``ready``; it is simply called.
+
+    Internal to the runtime: model code uses the two kinds below, or passes any callable. (Compiled,
+    CPython refuses classes written in Python as subclasses of it, so it is not part of the public seam.)"""
+
+    def check(self) -> bool:
+        """True when the waiter may proceed. Subclasses override it; it must be pure (no side effects)."""
+        raise NotImplementedError("[internal bug] Predicate.check() is abstract")
+
+    def __call__(self) -> bool:
+        return self.check()
+
+
+class FieldIsNone(Predicate):
+    """A wait predicate: true when ``holder.<field>`` is ``None`` (a lock whose owner left). A lock keeps
+    one and passes it to every ``wait``."""
 
     def __init__(self, holder: object, field: str) -> None:
         self.holder = holder
         self.field = field
 
-    def __call__(self) -> bool:
+    def check(self) -> bool:
+        # getattr, not the instance's __dict__: asking for __dict__ would make CPython 3.11 give the object
+        # a real dict, and every attribute access of the model code on it slower
         return getattr(self.holder, self.field) is None
 
     def __repr__(self) -> str:
         return f"<{type(self.holder).__name__}.{self.field} is None>"
+
+
+class TaskDone(Predicate):
+    """The wait predicate of :meth:`Task.join`: true once ``task`` finished."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def check(self) -> bool:
+        return self.task.done
+
+    def __repr__(self) -> str:
+        return f"<task {self.task.name!r} done>"
 
 
 class Task:
@@ -129,14 +161,11 @@ class Task:
         r = _runtime_pkg._current or _runtime_pkg.rt()
         if r.current() is self:
             raise InvalidArgument(f"task {self.name!r} cannot join itself: that would wait forever")
-        ok = r.wait("join", self, LOCAL, self._is_done, None if timeout is None else int(timeout * 1e9))
+        ok = r.wait("join", self, LOCAL, TaskDone(self), None if timeout is None else int(timeout * 1e9))
         if not ok:
             raise TimeoutError(f"task {self.name!r} did not finish within {timeout} s")
         self.joined = True
         return self.result
-
-    def _is_done(self) -> bool:
-        return self.done
 
     def __repr__(self) -> str:
         state = "done" if self.done else ("waiting" if self.ready is not None else "live")

@@ -38,7 +38,7 @@ from ..errors import InternalError, InvalidArgument, KernelWarning, TaskKilled
 from ._api import (
     LOCAL,
     WRITE,
-    FieldIsNone,
+    Predicate,
     Ready,
     Runtime,
     Task,
@@ -69,6 +69,8 @@ class _CTask(Task):
     ) -> None:
         super().__init__(tid, name, fn, args, daemon, detached)
         self.g: Any = None
+        #: ``g.switch``, bound once per pooled greenlet (a switch then needs no method lookup)
+        self.sw: Any = None
         self.nsteps = 0  # scheduling steps this task took (the livelock bound is per task)
         self.at_point = False
         self.advancer: tuple[Any, Task] | None = None
@@ -90,11 +92,13 @@ class ControlledRuntime(Runtime):
         #: steps of the whole execution before it is a livelock (many tasks, or tasks spawning tasks forever)
         self.max_total_steps = max_steps * TOTAL_STEPS_FACTOR
         self.tracing = False
-        self._pool: list[Any] = []
+        #: finished tasks' greenlets for reuse, each with its bound ``switch``
+        self._pool: list[tuple[Any, Any]] = []
         self.hub: Any = None
         self._observe = False
         #: when a list, every executed step appends (task id, object, access) (coverage statistics)
         self.step_log: list[tuple[int, Any, str]] | None = None
+        self._labeler: Labeler | None = None
         self._reset()
 
     @property
@@ -106,6 +110,16 @@ class ControlledRuntime(Runtime):
     def decider(self, decider: Decider) -> None:
         self._decider = decider
         self._observer = forwarding(decider)
+
+    @property
+    def labeler(self) -> Labeler:
+        """This execution's naming table (made anew for each execution, on first use): the identity of an
+        execution too (lock-order reports name the execution that added an edge by it)."""
+        lab = self._labeler
+        if lab is None:
+            lab = Labeler()
+            self._labeler = lab
+        return lab
 
     # ------------------------------------------------------------------ execution lifecycle
     def _reset(self) -> None:
@@ -119,7 +133,7 @@ class ControlledRuntime(Runtime):
         self.globals: dict[str, Any] = {}
         self.warnings: list[BaseException] = []
         self.trace: list[TraceEvent] = []
-        self.labeler = Labeler()
+        self._labeler = None  # made on first use: most executions never name an object
         self._ended_holding: list[str] = []
 
     def run(self, body: Callable[[], Any], tracing: bool = False) -> Outcome:
@@ -130,9 +144,8 @@ class ControlledRuntime(Runtime):
         self.hub = getcurrent()
         main = self._new_task(body, (), "main", False, False)
         self.current_task = main
-        g = self._greenlet()
-        main.g = g
-        outcome = g.switch(main)
+        main.g, main.sw = self._greenlet()
+        outcome = main.sw(main)
         if not isinstance(outcome, Outcome):
             raise InternalError(f"execution ended without an outcome ({outcome!r})")
         if self._observe:
@@ -143,10 +156,11 @@ class ControlledRuntime(Runtime):
             outcome = self._end_checks(outcome)
         return outcome
 
-    def _greenlet(self) -> Any:
+    def _greenlet(self) -> tuple[Any, Any]:
         if self._pool:
             return self._pool.pop()
-        return greenlet(self._worker_main, parent=self.hub)
+        g = greenlet(self._worker_main, parent=self.hub)
+        return g, g.switch
 
     def _new_task(
         self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, daemon: bool, detached: bool
@@ -174,8 +188,7 @@ class ControlledRuntime(Runtime):
         task.done = True
         task.at_point = False
         self._live.remove(task)
-        g = getcurrent()
-        self._pool.append(g)
+        self._pool.append((task.g, task.sw))  # the greenlet running this code
         if self.killing:
             return self.hub.switch(None)
         if self.tracing:
@@ -191,7 +204,7 @@ class ControlledRuntime(Runtime):
         if adv is not None:
             task.advancer = None
             self.current_task = adv[1]  # type: ignore[assignment]
-            return adv[0].switch()
+            return adv[0]()
         return self._reschedule(None)
 
     def abandon(self) -> None:
@@ -253,11 +266,10 @@ class ControlledRuntime(Runtime):
             for t in self._live:
                 if t.at_point:
                     r = t.ready
-                    # a lock's FieldIsNone is read in place (no call through tp_call: 23 an execution on
-                    # the locked benchmark); any other predicate is called
-                    if r is None or (
-                        getattr(r.holder, r.field) is None if isinstance(r, FieldIsNone) else r()
-                    ):
+                    # a compiled Predicate (a lock's FieldIsNone, join's TaskDone) is checked natively, with
+                    # no call through tp_call (~40 an execution on the locked benchmark); any other
+                    # predicate is called
+                    if r is None or (r.check() if isinstance(r, Predicate) else r()):
                         opts.append(t)
                     else:
                         d = t.deadline
@@ -288,7 +300,7 @@ class ControlledRuntime(Runtime):
                         self._trace_step(local)
                     local.at_point = False
                     self.current_task = local
-                    return local.g.switch()
+                    return local.sw()
                 self._advance(local)
                 continue
             for t in self._live:  # a loop, not all(<genexpr>): no generator to build at every end
@@ -334,16 +346,18 @@ class ControlledRuntime(Runtime):
         if nxt is cur:
             return None
         self.current_task = nxt
-        return nxt.g.switch()
+        return nxt.sw()
 
     def _advance(self, t: _CTask) -> None:
         """Run ``t`` until its next point (or block/exit), then come back here."""
         if self.tracing:
             self._trace_step(t)
         t.at_point = False
-        t.advancer = (getcurrent(), self.current_task)  # type: ignore[assignment]
+        cur = self.current_task
+        assert cur is not None  # the task calling _reschedule, whose greenlet runs this code
+        t.advancer = (cur.sw, cur)
         self.current_task = t
-        t.g.switch()
+        t.sw()
 
     def _back_to_advancer(self, t: _CTask) -> None:
         """``t`` reached its point while run ahead by an advancer (eager spawn, a LOCAL step): go back to it."""
@@ -351,7 +365,7 @@ class ControlledRuntime(Runtime):
         assert adv is not None
         t.advancer = None
         self.current_task = adv[1]  # type: ignore[assignment]
-        adv[0].switch()
+        adv[0]()
 
     def _advance_time(self) -> bool:
         best: int | None = None
@@ -472,11 +486,11 @@ class ControlledRuntime(Runtime):
             self._ev(parent, "spawn", t, "", "")
         if self._observe:
             self._observer.on_spawn(self, parent, t)
-        g = self._greenlet()
-        t.g = g
-        t.advancer = (getcurrent(), parent)  # type: ignore[assignment]
+        t.g, t.sw = self._greenlet()
+        # the advancer to come back to: the spawning task, whose greenlet runs this code
+        t.advancer = (parent.sw if parent is not None else getcurrent().switch, parent)  # type: ignore[assignment]
         self.current_task = t
-        g.switch(t)
+        t.sw(t)
         return t
 
     def log_warning(self, exc: BaseException) -> None:

@@ -165,10 +165,16 @@ class DPOR(RaceAnalysis):
 
     def _set_state(self, st: tuple[Any, ...]) -> None:
         """Make a copy of a node's saved state the current analysis state (the node keeps its own)."""
-        clock, last_w, reads, head, last_ev, spawned_at, nslots = st
+        # typed locals: compiled, each copy is a native call instead of a method looked up by name
+        clock: list[int] = st[0]
+        last_w: dict[Any, int] = st[1]
+        reads: dict[Any, int] = st[2]
+        head: dict[Any, int] = st[3]
+        last_ev: list[int] = st[4]
+        spawned_at: dict[int, tuple[int, int]] = st[5]
         self._clock, self._last_w, self._reads = clock.copy(), last_w.copy(), reads.copy()
         self._head, self._last_ev, self._spawned_at = head.copy(), last_ev.copy(), spawned_at.copy()
-        self._nslots = nslots
+        self._nslots = st[6]
 
     def _prune(self, rt: ControlledRuntime, why: str) -> None:
         self._pruned = True
