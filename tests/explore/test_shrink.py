@@ -131,3 +131,84 @@ def test_shrinking_stays_within_what_time_budget_left() -> None:
     assert res.failure is not None and "what time_budget left" in res.failure.shrink_note
     res = dmabuf.explore(noisy_lost_update, database=None)
     assert res.failure is not None and "time_budget" not in res.failure.shrink_note
+
+
+# ------------------------------------------------------------- lock-order reports learnt across executions
+def _take(first, second):
+    mutex_lock(first)
+    mutex_lock(second)
+    mutex_unlock(second)
+    mutex_unlock(first)
+
+
+def noisy_orders_by_choice():
+    """One lock order per execution (chosen), beside two tasks of unrelated steps: the inversion exists
+    only across two executions, and a random or PCT search finds it with needless preemptions in both."""
+    a, b = Mutex(name="lock_A"), Mutex(name="lock_B")
+
+    def noise(k):
+        for _ in range(3):
+            rt().point("op", f"n{k}", WRITE)
+
+    ts = [dmabuf.spawn(noise, k, name=f"noise{k}") for k in range(2)]
+
+    def orders():
+        if dmabuf.choose(2) == 0:
+            _take(a, b)
+        else:
+            _take(b, a)
+
+    t = dmabuf.spawn(orders, name="orders")
+    for x in ts:
+        x.join()
+    t.join()
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_a_lock_order_report_of_two_executions_is_shrunk_in_both(strategy):
+    """Every failure is minimised, including a lock-order report whose replay string holds the earlier
+    execution it needs: both come back without preemptions, and the string still replays the report."""
+    kw = {"depth": 3} if strategy == "pct" else {}
+    r = dmabuf.explore(noisy_orders_by_choice, strategy=strategy, max_executions=300, seed=3, database=None, **kw)
+    f = r.failure
+    assert f is not None and f.kind == "kernel-warning", r
+    assert f.preemptions == 0, f.shrink_note
+    earlier, last = f.schedule.removeprefix("dmabuf-s2:").split("|")
+    # without preemptions each run is its choice, then the tasks in id order: the two runs differ only there
+    assert earlier.split(";")[1:] == last.split(";")[1:], f.schedule
+    assert earlier.split(";")[0] != last.split(";")[0]
+    assert "earlier execution" in f.shrink_note
+    assert "Shrunk" in f.shrink_note or "minimal" in f.shrink_note
+    again = dmabuf.replay(noisy_orders_by_choice, f.schedule)
+    assert again is not None and again.kind == "kernel-warning" and again.message == f.message
+
+
+def test_the_shrinker_drops_an_earlier_execution_the_report_does_not_need():
+    """Given the report's run and two earlier runs of which one suffices, the shrinker keeps one."""
+    from dmabuf.explore.replaying import _effective
+    from dmabuf.explore.schedule import decode_runs
+    from dmabuf.explore.shrink import shrink
+
+    f = dmabuf.explore(noisy_orders_by_choice, database=None).failure
+    assert f is not None and f.kind == "kernel-warning"
+    earlier, last = decode_runs(f.schedule)
+    rt_ = ControlledRuntime(DFS())
+    activate(rt_)
+    try:
+        res = shrink(rt_, noisy_orders_by_choice, last, _outcome_of(rt_, [earlier, earlier], last), _effective,
+                     training=[earlier, earlier])
+    finally:
+        deactivate(rt_)
+    assert len(res.training) == 1 and res.training_before == 2
+    assert res.passes["drop_execution"][1] == 1
+    assert "needs 1 of the 2 earlier executions" in res.note()
+
+
+def _outcome_of(rt_, training, last):
+    """The outcome of ``last`` replayed after ``training`` taught the lock-order graph."""
+    from dmabuf.explore.replaying import _effective, _replay_runs
+
+    outcome, _rep, _trained = _replay_runs(rt_, noisy_orders_by_choice, [*training, last])
+    outcome = _effective(outcome)
+    assert outcome.kind == "kernel-warning"
+    return outcome

@@ -235,31 +235,36 @@ def _build_failure(
             f.schedule = encode(entries)
             return f
         note = ""
-        if trained:
-            # the earlier runs only teach lockdep; shrinking the last one alone could lose the report
-            n = len(trained)
-            note = (
-                f"Replays with {n} earlier execution{'s' if n > 1 else ''} of the search first (its replay "
-                "string holds them: lock-order classes persist across executions, as in lockdep, and this "
-                "report contradicts the lock orders they took); not shrunk."
-            )
-        elif shrink_it and self_contained:
+        if shrink_it and self_contained:
+            # a lock-order report through edges of earlier executions is shrunk with them: each candidate
+            # is judged after those executions taught a fresh graph (and the shrinker tries without each)
             original = list(rep.recorded)
-            res = shrink(rt, body, original, replayed, _effective, max_seconds=shrink_seconds)
+            res = shrink(
+                rt, body, original, replayed, _effective, max_seconds=shrink_seconds, training=trained
+            )
             note = res.note()
             if shrink_seconds < MAX_SHRINK_SECONDS:
                 note += f" (shrinking had {shrink_seconds:.1f} s: what time_budget left)"
             # the shrinker's runs overwrote the runtime's trace: replay the final schedule, traced
             rt.lockdep_graph = None  # type: ignore[attr-defined]
-            final, final_rep = _run_replay(rt, body, res.entries if res.after < res.before else original)
+            shrunk = res.after < res.before or len(res.training) < len(trained)
+            final_runs = [*res.training, res.entries] if shrunk else [*trained, original]
+            final, final_rep, final_trained = _replay_runs(rt, body, final_runs)
             final = _effective(final)
-            if final.kind == replayed.kind:
-                replayed, rep = final, final_rep
+            if final.kind == replayed.kind and len(final_trained) == len(final_runs) - 1:
+                replayed, rep, trained = final, final_rep, final_trained
             else:  # pragma: no cover - shrinker and strict replay disagree: keep the original
                 note = ""
                 rt.lockdep_graph = None  # type: ignore[attr-defined]
-                replayed, rep = _run_replay(rt, body, original)
+                replayed, rep, trained = _replay_runs(rt, body, [*trained, original])
                 replayed = _effective(replayed)
+        if trained:
+            n = len(trained)
+            note = (
+                f"Replays with {n} earlier execution{'s' if n > 1 else ''} of the search first (its replay "
+                "string holds them: lock-order classes persist across executions, as in lockdep, and this "
+                "report contradicts the lock orders they took). " + note
+            ).strip()
         if not self_contained:
             note = (
                 "Not self-contained: the lock order this execution contradicts was recorded by an earlier "

@@ -15,6 +15,12 @@ successes):
 * ``drop``: delete one decision (later ones shift one branch earlier);
 * ``no_preempt``: replace one decision by the default choice;
 * ``lower_data``: make one ``choose`` value smaller.
+
+A lock-order report may need the lock orders that *earlier* executions of the search took (lockdep's
+classes persist across executions): its replay string holds those executions first (``training``). Each
+candidate is then judged on a fresh lock-order graph taught by the training executions, and two first
+passes make those simpler: ``drop_execution`` tries to do without each of them, ``truncate_execution``
+cuts each after as few decisions as it can (the rest running without preemptions).
 """
 
 from __future__ import annotations
@@ -48,27 +54,69 @@ class _Key:
 
 @dataclass
 class ShrinkResult:
-    """The simplest schedule found, its measures before and after, and per-pass statistics."""
+    """The simplest schedule found, its measures before and after, and per-pass statistics. ``training``:
+    the earlier executions the failure still needs (see the module docstring; empty for most failures),
+    ``training_before`` how many it needed before shrinking."""
 
     entries: list[Entry]
     before: _Key
     after: _Key
     runs: int
     passes: dict[str, list[int]] = field(default_factory=dict)  # name -> [calls, successes]
+    training: list[list[Entry]] = field(default_factory=list)
+    training_before: int = 0
 
     def note(self) -> str:
         b, a = self.before, self.after
-        if a == b:
+        dropped = self.training_before - len(self.training)
+        cut = self.passes.get("truncate_execution", [0, 0])[1]
+        if a == b and not dropped and not cut:
             return f"Shrinking: already minimal ({self.runs} candidate replays tried)."
-        return (
+        what = (
             f"Shrunk from {b.steps} steps / {b.preemptions} preemptions / {b.tasks} tasks to {a.steps} steps / "
-            f"{a.preemptions} preemptions / {a.tasks} tasks in {self.runs} replays."
+            f"{a.preemptions} preemptions / {a.tasks} tasks"
         )
+        if dropped:
+            what += (
+                f"; it needs {len(self.training)} of the {self.training_before} earlier executions it was "
+                "found with"
+            )
+        if cut:
+            what += f"; {cut} earlier execution{'s' if cut > 1 else ''} cut to fewer decisions"
+        return f"{what} in {self.runs} replays."
 
 
 def _signature(o: Outcome) -> tuple[str, str]:
     exc = type(o.exception).__name__ if o.exception is not None else ""
     return (o.kind, exc)
+
+
+def _prepare(
+    rt: ControlledRuntime, body: Callable[[], Any], training: list[list[Entry]]
+) -> list[list[Entry]]:
+    """Give the next execution its lock-order graph: none (each candidate is judged on its own) or, with
+    ``training``, a fresh one taught by those executions (replayed leniently, their outcomes ignored).
+    Returns what each training execution recorded (the same lists, unless one was cut short)."""
+    if not training:
+        rt.lockdep_graph = None  # type: ignore[attr-defined]
+        return []
+    from ..lockdep import OrderGraph
+
+    graph = OrderGraph()
+    rt.lockdep_graph = graph  # type: ignore[attr-defined]
+    saved = rt.decider
+    recorded = []
+    try:
+        for run in training:
+            rep = ReplayStrategy(run, lenient=True)
+            rt.decider = rep
+            rep.start()
+            rt.run(body)
+            recorded.append(list(rep.recorded))
+    finally:
+        rt.decider = saved
+    graph.replaying = True  # as _replay_runs: the judged execution reports cycles through taught edges
+    return recorded
 
 
 def shrink(
@@ -79,21 +127,27 @@ def shrink(
     effective: Callable[[Outcome], Outcome],
     max_runs: int = MAX_SHRINK_RUNS,
     max_seconds: float = MAX_SHRINK_SECONDS,
+    training: list[list[Entry]] | None = None,
 ) -> ShrinkResult:
-    """Shrink ``entries`` (which make ``body`` fail with ``outcome``) on runtime ``rt``."""
+    """Shrink ``entries`` (which make ``body`` fail with ``outcome``) on runtime ``rt``; ``training``: the
+    earlier executions a lock-order report needs (replayed before each candidate, see the module
+    docstring)."""
     target = _signature(outcome)
     saved = rt.decider
     t0 = time.perf_counter()
     runs = 0
     passes: dict[str, list[int]] = {}
+    taught = list(training or [])
+
+    taught_as_run: list[list[Entry]] = []
 
     def run(cand: list[Entry]) -> tuple[_Key, list[Entry]] | None:
-        nonlocal runs
+        nonlocal runs, taught_as_run
         runs += 1
+        taught_as_run = _prepare(rt, body, taught)  # a fresh graph for every candidate
         rep = ReplayStrategy(cand, lenient=True)
         rt.decider = rep
         rep.start()
-        rt.lockdep_graph = None  # type: ignore[attr-defined]  # every candidate is judged on its own
         o = effective(rt.run(body))
         if _signature(o) != target:
             return None
@@ -114,10 +168,47 @@ def shrink(
         def budget() -> bool:
             return runs < max_runs and time.perf_counter() - t0 < max_seconds
 
+        # phase 0: the earlier executions a lock-order report needs, fewer if it can do without some
+        stat = passes.setdefault("drop_execution", [0, 0])
+        for i in range(len(taught) - 1, -1, -1):
+            if not budget():
+                break
+            kept = taught
+            taught = kept[:i] + kept[i + 1 :]
+            stat[0] += 1
+            res = run(best)
+            if res is None:
+                taught = kept
+            else:
+                best_key, best = res
+                stat[1] += 1
+        # ... and each of them as short as it can be (cut after k decisions, the rest without preemptions)
+        stat = passes.setdefault("truncate_execution", [0, 0])
+        for i in range(len(taught)):
+            for cut in range(len(taught[i])):
+                if not budget():
+                    break
+                kept = taught
+                taught = [*kept[:i], kept[i][:cut], *kept[i + 1 :]]
+                stat[0] += 1
+                res = run(best)
+                if res is None:
+                    taught = kept
+                    continue
+                best_key, best = res
+                if taught_as_run[i] == kept[i]:  # the cut one ran as before: it was already that simple
+                    taught = kept
+                else:
+                    taught = taught_as_run  # what the cut executions ran, in full
+                    stat[1] += 1
+                break
+
         # phase 1: the same failure with fewer preemptions, by bounded DFS
         stat = passes.setdefault("preemption_bounding", [0, 0])
         for bound in range(best_key.preemptions):
-            found = _bounded_search(rt, body, bound, target, effective, max_runs // 4, t0 + max_seconds / 2)
+            found = _bounded_search(
+                rt, body, bound, target, effective, max_runs // 4, t0 + max_seconds / 2, taught
+            )
             runs += found[1]
             stat[0] += found[1]
             if found[0] is not None:
@@ -147,7 +238,7 @@ def shrink(
                         stat[1] += 1
                         improved = True
                         break  # restart this generator family on the new best at the next round
-        return ShrinkResult(best, before, best_key, runs, passes)
+        return ShrinkResult(best, before, best_key, runs, passes, taught, len(training or []))
     finally:
         rt.decider = saved
 
@@ -160,14 +251,15 @@ def _bounded_search(
     effective: Callable[[Outcome], Outcome],
     max_runs: int,
     deadline: float,
+    training: list[list[Entry]],
 ) -> tuple[list[Entry] | None, int]:
     """DFS with preemption bound ``bound`` until a failure with signature ``target``; (entries, runs)."""
     strat = DFS(bound)
-    rt.decider = strat
     runs = 0
     while runs < max_runs and time.perf_counter() < deadline:
+        _prepare(rt, body, training)
+        rt.decider = strat
         strat.start()
-        rt.lockdep_graph = None  # type: ignore[attr-defined]
         o = effective(rt.run(body))
         runs += 1
         if _signature(o) == target:
