@@ -107,6 +107,12 @@ def resolve(database: str | os.PathLike[str] | bool | None) -> FailureDatabase |
     return FailureDatabase(database)
 
 
+@functools.lru_cache(maxsize=1024)
+def _dir_of(root: Path, key: str) -> Path:
+    """The directory of ``key``'s entries under ``root`` (cached: every explore() call asks)."""
+    return root / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 class FailureDatabase:
     """A directory of failing schedules, keyed by body."""
 
@@ -115,7 +121,7 @@ class FailureDatabase:
         self._warned_unwritable = False
 
     def _dir(self, key: str) -> Path:
-        return self.root / hashlib.sha256(key.encode()).hexdigest()[:16]
+        return _dir_of(self.root, key)
 
     # ---------------------------------------------------------------- failures
     def load(self, key: str) -> list[tuple[Path, str, str]]:
@@ -193,7 +199,7 @@ class FailureDatabase:
     def clear_frontier(self, key: str) -> None:
         """Forget a saved frontier (the search it belonged to completed)."""
         try:
-            (self._dir(key) / "frontier.json").unlink()
+            os.unlink(os.path.join(self._dir(key), "frontier.json"))  # no pathlib: every complete search
         except OSError:
             pass
 
