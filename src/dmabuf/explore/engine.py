@@ -291,28 +291,33 @@ class _Search:
         return failed
 
     def loop(self) -> None:
-        rt, strat = self.rt, self.strat
-        rt.step_log = [] if self.track_classes else None
+        rt, strat, body = self.rt, self.strat, self.body
+        track = self.track_classes
+        rt.step_log = [] if track else None
         started = self.executions
+        # the strategy's frontier (its path of nodes), looked up once: this loop runs every execution
+        frontier_attr = "path" if hasattr(strat, "path") else "nodes" if hasattr(strat, "nodes") else ""
+        has_probe = self.probe is not None
         while True:
             n = self.executions
-            # probes find shallow bugs early; in a long search they thin out (1 in 4, then 8, then 16)
-            every = self.probe_every if n < 1_000 else self.probe_every * (2 if n < 10_000 else 4)
-            due = self.probe is not None and n % every == every - 1
-            if due and self._probe():
-                return
-            self.frontier_len = len(getattr(strat, "path", getattr(strat, "nodes", ())))
+            if has_probe:
+                # probes find shallow bugs early; in a long search they thin out (1 in 4, then 8, then 16)
+                every = self.probe_every if n < 1_000 else self.probe_every * (2 if n < 10_000 else 4)
+                if n % every == every - 1 and self._probe():
+                    return
+            # the frontier before this execution (an interruption saves it); strategies may replace the list
+            self.frontier_len = len(getattr(strat, frontier_attr)) if frontier_attr else 0
             strat.start()
-            if rt.step_log is not None:
+            if track:
                 rt.step_log = []
-            outcome = rt.run(self.body)
+            outcome = rt.run(body)
             if outcome.kind == "pruned":
                 if not strat.advance(outcome):
                     self.complete = getattr(strat, "exhaustive", True)
                     return
                 continue
             self.executions += 1
-            if rt.step_log is not None:
+            if track and rt.step_log is not None:
                 h = _class_hash(rt.step_log)
                 self.classes[h] = self.classes.get(h, 0) + 1
             if self.bar is not None and self.executions % 64 == 0:
