@@ -1,7 +1,7 @@
 """Exact execution counts derived in closed form.
 
-How spawn and join contribute (see dmabuf/runtime/controlled.py): a spawned task runs eagerly inside spawn()
-up to its first scheduling point, and joining a finished task is a LOCAL step that runs without a decision,
+How spawn and join contribute (see dmabuf/runtime/controlled.py): a spawned task starts at its spawner's
+next scheduling point, before the decision there, and runs up to its own first point; joining a finished task is a LOCAL step that runs without a decision,
 so neither adds branches. The body below therefore contributes no choices of its own: the executions are
 exactly the interleavings of the workers' points.
 """

@@ -258,7 +258,10 @@ def test_execution_after_failure_starts_clean():
 
 
 # ---------------------------------------------------------------------------------------------- spawn shapes
-def test_spawn_runs_new_task_eagerly_to_first_point():
+def test_spawn_starts_the_new_task_at_the_spawners_next_point():
+    """A spawned task starts at its spawner's next scheduling point, before the decision made there: by
+    the time any task goes on, it has run up to its own first point (code before it is local)."""
+
     def body():
         seen: list[str] = []
 
@@ -268,12 +271,14 @@ def test_spawn_runs_new_task_eagerly_to_first_point():
             seen.append("after")
 
         t = dmabuf.spawn(child)
-        assert seen == ["before first point"]
+        assert seen == []
+        rt().point("y", None, WRITE)
+        assert seen[0] == "before first point"
         t.join()
         assert seen == ["before first point", "after"]
 
     res = dmabuf.explore(body, strategy="dfs")
-    assert res.ok, res
+    assert res.ok and res.complete and res.executions == 2, res  # x before y, or y before x
 
 
 def test_nested_spawn(run_on):
@@ -425,7 +430,7 @@ def test_exception_in_task_spawned_by_advanced_task():
 
 
 def test_exception_before_first_point_of_spawned_task():
-    """The task fails while running eagerly inside ``spawn`` (before its first point)."""
+    """The task fails as it starts (before its first point), at its spawner's next scheduling point."""
 
     def body():
         def bad():

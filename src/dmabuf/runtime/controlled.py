@@ -11,8 +11,11 @@ decider picks (a *branch*), and the picked task executes its operation and runs 
 
 Three rules keep the number of executions equal to the number of interleavings of visible operations:
 
-* a new task runs *eagerly* inside ``spawn`` up to its first point (code before a task's first point is
-  local by construction, because every shared access is preceded by a point);
+* a new task starts at its spawner's next scheduling point, before the decision made there, and runs up
+  to its own first point (code before a task's first point is local by construction, because every shared
+  access is preceded by a point). Tasks spawned together start one after the other, each from the
+  previous one's first point, and the last makes the decision on behalf of the spawner: no greenlet
+  switch back to the spawner, which a start inside ``spawn`` would cost;
 * enabled steps of access kind ``LOCAL`` (joining a finished task) are run eagerly, without a decision;
 * ``choose(n)`` is a data branch, not a scheduling point.
 
@@ -135,6 +138,12 @@ class ControlledRuntime(Runtime):
         self.trace: list[TraceEvent] = []
         self._labeler = None  # made on first use: most executions never name an object
         self._ended_holding: list[str] = []
+        #: spawned tasks not started yet: each starts at the next scheduling point, before the decision
+        self._unstarted: list[_CTask] = []
+        #: while those start, the task whose scheduling point it is (None: a task that exited): the
+        #: decision the last of them makes is taken on its behalf
+        self._handing = False
+        self._deciding_for: _CTask | None = None
 
     def run(self, body: Callable[[], Any], tracing: bool = False) -> Outcome:
         """Run one execution of ``body`` as task ``main`` and return its :class:`Outcome`."""
@@ -210,6 +219,7 @@ class ControlledRuntime(Runtime):
     def abandon(self) -> None:
         """After an interruption: tear down the tasks of the unfinished execution; the runtime is dropped."""
         self.killing = True
+        self._drop_unstarted()
         for t in list(self._live):
             if not t.done and t.g is not None and not t.g.dead:
                 try:
@@ -225,6 +235,7 @@ class ControlledRuntime(Runtime):
             return
         self.killing = True
         try:
+            self._drop_unstarted()
             for t in list(self._live):
                 if not t.done and t.g is not None:
                     self.current_task = t
@@ -234,6 +245,15 @@ class ControlledRuntime(Runtime):
         finally:
             self.killing = False
             self.current_task = None
+
+    def _drop_unstarted(self) -> None:
+        """The execution ended before some spawned tasks started: they never ran, so there is nothing to
+        unwind; they end, and their greenlets go back to the pool."""
+        for t in self._unstarted:
+            t.done = True
+            self._live.remove(t)
+            self._pool.append((t.g, t.sw))
+        self._unstarted.clear()
 
     def _end_checks(self, outcome: Outcome) -> Outcome:
         warnings = self.warnings
@@ -258,6 +278,17 @@ class ControlledRuntime(Runtime):
         """Pick the task that executes next and switch to it. Returns when ``cur`` is picked again (or, if
         ``cur`` is ``None``, when this greenlet is reused for a new task: then the new task is returned)."""
         while True:
+            if self._unstarted:
+                # tasks spawned since the last decision start now, one after the other, each up to its
+                # first point (from where it starts the next); the last one makes the decision, on behalf
+                # of ``cur``. This greenlet waits at its point like any task (or, if its task exited, in
+                # the pool) and is resumed when picked.
+                if not self._handing:
+                    self._handing = True
+                    self._deciding_for = cur
+                t = self._unstarted.pop(0)
+                self.current_task = t
+                return t.sw(t)
             # the enabled tasks (at a point, and with no wait predicate, a true one or a passed deadline),
             # noting the first enabled LOCAL step; inline: this is the hottest loop of the explorer
             now = self.now
@@ -310,28 +341,33 @@ class ControlledRuntime(Runtime):
                 return self.hub.switch(Outcome("ok"))
             if not self._advance_time():
                 return self.hub.switch(self._deadlock_outcome())
+        # the task the decision is for: this one, or the one whose point started new tasks (above)
+        dcur = cur
+        if self._handing:
+            self._handing = False
+            dcur = self._deciding_for
         if self._observe:
             # observing strategies (DPOR) see every step, not only branches
             try:
-                nxt = opts[self._observer.sched(self, opts, cur)]
+                nxt = opts[self._observer.sched(self, opts, dcur)]
             except Abort as a:
                 return self.hub.switch(a.outcome)
-            if cur is not None and nxt is not cur and cur in opts:
+            if dcur is not None and nxt is not dcur and dcur in opts:
                 self.preemptions += 1
                 if self.tracing:
-                    self._ev(nxt, "preempt", None, "", f"preempts {cur.name}")
+                    self._ev(nxt, "preempt", None, "", f"preempts {dcur.name}")
         elif len(opts) == 1:
             nxt = opts[0]
         else:
             try:
-                idx = self.decider.sched(self, opts, cur)
+                idx = self.decider.sched(self, opts, dcur)
             except Abort as a:
                 return self.hub.switch(a.outcome)
             nxt = opts[idx]
-            if cur is not None and nxt is not cur and cur in opts:
+            if dcur is not None and nxt is not dcur and dcur in opts:
                 self.preemptions += 1
                 if self.tracing:
-                    self._ev(nxt, "preempt", None, "", f"preempts {cur.name}")
+                    self._ev(nxt, "preempt", None, "", f"preempts {dcur.name}")
         steps = self.steps + 1
         self.steps = steps
         n = nxt.nsteps + 1
@@ -360,7 +396,7 @@ class ControlledRuntime(Runtime):
         t.sw()
 
     def _back_to_advancer(self, t: _CTask) -> None:
-        """``t`` reached its point while run ahead by an advancer (eager spawn, a LOCAL step): go back to it."""
+        """``t`` reached its point while run ahead by an advancer (a LOCAL step): go back to it."""
         adv = t.advancer
         assert adv is not None
         t.advancer = None
@@ -487,10 +523,8 @@ class ControlledRuntime(Runtime):
         if self._observe:
             self._observer.on_spawn(self, parent, t)
         t.g, t.sw = self._greenlet()
-        # the advancer to come back to: the spawning task, whose greenlet runs this code
-        t.advancer = (parent.sw if parent is not None else getcurrent().switch, parent)  # type: ignore[assignment]
-        self.current_task = t
-        t.sw(t)
+        # it starts at the spawner's next scheduling point, before the decision there (see _reschedule)
+        self._unstarted.append(t)
         return t
 
     def log_warning(self, exc: BaseException) -> None:
