@@ -444,6 +444,41 @@ def test_exception_before_first_point_of_spawned_task():
     assert res.failure is not None and res.failure.kind == "exception" and res.failure.task == "bad"
 
 
+def test_a_task_spawned_just_before_the_execution_ends_never_runs_and_its_greenlet_is_reused():
+    """The spawner fails before its next scheduling point: the queued task never started, so it has
+    nothing to unwind; the failure is the spawner's, and the runtime's next execution runs normally."""
+    from dmabuf.explore.strategies import DFS
+
+    ran: list[str] = []
+
+    def child() -> None:
+        ran.append("child")
+        rt().point("c", None, WRITE)
+
+    def failing() -> None:
+        dmabuf.spawn(child, name="never")
+        raise Boom("before any point")
+
+    def fine() -> None:
+        ts = [dmabuf.spawn(child, name=f"c{k}") for k in range(3)]
+        for t in ts:
+            t.join()
+
+    r = ControlledRuntime(DFS())
+    activate(r)
+    try:
+        r.decider.start()
+        o = r.run(failing)
+        assert o.kind == "exception" and o.task is not None and o.task.name == "main"
+        assert ran == [] and all(t.done for t in r.tasks())
+        pooled = len(r._pool)
+        r.decider.start()
+        assert r.run(fine).kind == "ok"
+        assert ran == ["child"] * 3 and len(r._pool) >= pooled
+    finally:
+        deactivate(r)
+
+
 # ---------------------------------------------------------------------------------------------- decisions
 def test_counts_two_tasks_three_points():
     def body():
