@@ -212,3 +212,32 @@ def _outcome_of(rt_, training, last):
     outcome = _effective(outcome)
     assert outcome.kind == "kernel-warning"
     return outcome
+
+
+def test_an_earlier_execution_cut_alone_is_what_the_failure_replays():
+    """The last run is already minimal and only the earlier one shrinks: the failure's string holds the
+    cut earlier run (as its note says), not the one it was found with."""
+    from dmabuf.explore.replaying import _build_failure, lockdep_outcome_of_runs, track_lock_orders
+    from dmabuf.explore.schedule import decode_runs
+
+    raw = dmabuf.explore(
+        noisy_orders_by_choice, strategy="random", seed=3, max_executions=300, database=None, shrink=False
+    ).failure
+    minimal = dmabuf.explore(noisy_orders_by_choice, database=None).failure
+    assert raw is not None and minimal is not None
+    earlier_raw = decode_runs(raw.schedule)[0]
+    last = decode_runs(minimal.schedule)[-1]
+    # the other order, found with task 3 (orders) run first: not the default (id order) schedule
+    assert earlier_raw[0] != last[0] and earlier_raw[1].value == 3
+    rt_ = ControlledRuntime(DFS())
+    track_lock_orders(rt_)
+    activate(rt_)
+    try:
+        f = _build_failure(rt_, noisy_orders_by_choice, last, lockdep_outcome_of_runs([earlier_raw, last]))
+    finally:
+        deactivate(rt_)
+    assert f.kind == "kernel-warning" and "earlier execution cut" in f.shrink_note, f.shrink_note
+    earlier, kept_last = decode_runs(f.schedule)
+    assert kept_last == last and earlier != earlier_raw
+    assert earlier[1:] == last[1:], f.schedule  # without preemptions: the tasks in id order, as the last
+    assert dmabuf.replay(noisy_orders_by_choice, f.schedule) is not None

@@ -247,7 +247,8 @@ def _build_failure(
                 note += f" (shrinking had {shrink_seconds:.1f} s: what time_budget left)"
             # the shrinker's runs overwrote the runtime's trace: replay the final schedule, traced
             rt.lockdep_graph = None  # type: ignore[attr-defined]
-            shrunk = res.after < res.before or len(res.training) < len(trained)
+            # shrunk: the last run, or the earlier ones (fewer of them, or cut shorter)
+            shrunk = res.after < res.before or res.training != trained
             final_runs = [*res.training, res.entries] if shrunk else [*trained, original]
             final, final_rep, final_trained = _replay_runs(rt, body, final_runs)
             final = _effective(final)
