@@ -76,7 +76,8 @@ class _CTask(Task):
         self.sw: Any = None
         self.nsteps = 0  # scheduling steps this task took (the livelock bound is per task)
         self.at_point = False
-        self.advancer: tuple[Any, Task] | None = None
+        #: the task that ran this one ahead (a LOCAL step) and is resumed at this one's next point
+        self.advancer: _CTask | None = None
 
 
 class ControlledRuntime(Runtime):
@@ -212,8 +213,8 @@ class ControlledRuntime(Runtime):
         adv = task.advancer
         if adv is not None:
             task.advancer = None
-            self.current_task = adv[1]  # type: ignore[assignment]
-            return adv[0]()
+            self.current_task = adv
+            return adv.sw()
         return self._reschedule(None)
 
     def abandon(self) -> None:
@@ -346,28 +347,20 @@ class ControlledRuntime(Runtime):
         if self._handing:
             self._handing = False
             dcur = self._deciding_for
-        if self._observe:
-            # observing strategies (DPOR) see every step, not only branches
-            try:
+        try:
+            if self._observe:
+                # observing strategies (DPOR) see every step, not only branches
                 nxt = opts[self._observer.sched(self, opts, dcur)]
-            except Abort as a:
-                return self.hub.switch(a.outcome)
-            if dcur is not None and nxt is not dcur and dcur in opts:
-                self.preemptions += 1
-                if self.tracing:
-                    self._ev(nxt, "preempt", None, "", f"preempts {dcur.name}")
-        elif len(opts) == 1:
-            nxt = opts[0]
-        else:
-            try:
-                idx = self.decider.sched(self, opts, dcur)
-            except Abort as a:
-                return self.hub.switch(a.outcome)
-            nxt = opts[idx]
-            if dcur is not None and nxt is not dcur and dcur in opts:
-                self.preemptions += 1
-                if self.tracing:
-                    self._ev(nxt, "preempt", None, "", f"preempts {dcur.name}")
+            elif len(opts) == 1:
+                nxt = opts[0]
+            else:
+                nxt = opts[self.decider.sched(self, opts, dcur)]
+        except Abort as a:
+            return self.hub.switch(a.outcome)
+        if dcur is not None and nxt is not dcur and dcur in opts:  # (never with one option)
+            self.preemptions += 1
+            if self.tracing:
+                self._ev(nxt, "preempt", None, "", f"preempts {dcur.name}")
         steps = self.steps + 1
         self.steps = steps
         n = nxt.nsteps + 1
@@ -391,7 +384,7 @@ class ControlledRuntime(Runtime):
         t.at_point = False
         cur = self.current_task
         assert cur is not None  # the task calling _reschedule, whose greenlet runs this code
-        t.advancer = (cur.sw, cur)
+        t.advancer = cur
         self.current_task = t
         t.sw()
 
@@ -400,8 +393,8 @@ class ControlledRuntime(Runtime):
         adv = t.advancer
         assert adv is not None
         t.advancer = None
-        self.current_task = adv[1]  # type: ignore[assignment]
-        adv[0]()
+        self.current_task = adv
+        adv.sw()
 
     def _advance_time(self) -> bool:
         best: int | None = None
