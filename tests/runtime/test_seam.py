@@ -242,6 +242,7 @@ def test_field_is_none_and_task_done_predicates():
         t = dmabuf.spawn(lambda: None, name="child")
         done = TaskDone(t)
         assert repr(done) == "<task 'child' done>"
+        assert not done() and not done.check()  # it starts at main's next point (the join)
         t.join()
         assert done() and done.check()
 
