@@ -46,11 +46,11 @@ from ._api import (
     Runtime,
     Task,
     describe_wait,
-    holders_of,
     leak_problems,
 )
 from ._decider import Abort, Decider, ObservingDecider, Outcome, forwarding
 from ._labels import Labeler
+from ._reports import deadlock_outcome, livelock_outcome
 from ._trace import TraceEvent
 
 __all__ = ["Abort", "ControlledRuntime", "Decider", "ObservingDecider", "Outcome"]
@@ -541,53 +541,10 @@ class ControlledRuntime(Runtime):
         if self.tracing:
             for t in blocked:
                 self._ev(t, "blocked", t.obj, "", f"still waiting to {t.op}")
-        cycle = find_wait_cycle(blocked)
-        if cycle:
-            parts = [self.describe_wait(t) for t in cycle]
-            msg = "deadlock: wait-for cycle: " + "; ".join(parts) + "."
-        else:
-            parts = [self.describe_wait(t) for t in blocked if not t.daemon]
-            msg = "deadlock: every live task is blocked and nothing can wake them: " + "; ".join(parts) + "."
-        o = Outcome("deadlock", msg, blocked[0] if blocked else None)
-        o.extra["cycle"] = [t.name for t in cycle]
-        return o
+        return deadlock_outcome(blocked, self.describe_wait)
 
     def _livelock_outcome(self, t: _CTask) -> Outcome:
-        if t.nsteps > self.max_steps:
-            what = (
-                f"task {t.name!r} exceeded its bound of {self.max_steps} scheduling steps in one execution "
-                "without finishing"
-            )
-        else:
-            what = (
-                f"the execution exceeded its bound of {self.max_total_steps} scheduling steps in all "
-                f"({TOTAL_STEPS_FACTOR} x max_steps={self.max_steps}) over {len(self._tasks)} tasks"
-            )
-        return Outcome(
-            "livelock",
-            f"livelock: {what}; tasks keep running without finishing (a retry loop that never succeeds, "
-            "polling time without sleeping, or tasks spawning tasks forever). Raise max_steps if the program "
-            "really needs that many steps.",
-            t,
+        own = t.nsteps > self.max_steps
+        return livelock_outcome(
+            t, own, self.max_steps, self.max_total_steps, TOTAL_STEPS_FACTOR, len(self._tasks)
         )
-
-
-def find_wait_cycle(blocked: list[Any]) -> list[Any]:
-    """A cycle in the wait-for graph (task -> holders of the object it waits on), or ``[]``."""
-    blocked_set = {id(t) for t in blocked}
-    for start in blocked:
-        path: list[Any] = []
-        seen: dict[int, int] = {}
-        t = start
-        while t is not None and id(t) in blocked_set and id(t) not in seen:
-            seen[id(t)] = len(path)
-            path.append(t)
-            nxt = None
-            for h in holders_of(t.obj):
-                if h is not t and id(h) in blocked_set:
-                    nxt = h
-                    break
-            t = nxt
-        if t is not None and id(t) in seen:
-            return path[seen[id(t)] :]
-    return []

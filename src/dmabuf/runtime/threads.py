@@ -269,7 +269,7 @@ class ThreadRuntime(Runtime):
             if t.ready is not None and t.ready():
                 self._wake(t)
                 return
-        from .controlled import find_wait_cycle
+        from ._reports import find_wait_cycle
 
         cycle = find_wait_cycle(blocked)
         waits = [self._describe(t) for t in (cycle or [b for b in blocked if not b.daemon])]
