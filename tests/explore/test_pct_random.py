@@ -66,15 +66,19 @@ def clean(n: int = 3, k: int = 3) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- arguments
-@pytest.mark.parametrize("depth", [None, 0, -1, 1.5, "2", True])
+@pytest.mark.parametrize("depth", [0, -1, 1.5, "2", True])
 def test_pct_needs_a_sensible_depth(depth: Any) -> None:
-    with pytest.raises(dmabuf.InvalidArgument, match="depth"):
+    with pytest.raises(dmabuf.InvalidArgument, match=r"depth must be an int >= 1"):
         explore(clean(), strategy="pct", depth=depth, max_executions=1)
 
 
-def test_missing_depth_says_what_to_pass() -> None:
-    with pytest.raises(dmabuf.InvalidArgument, match=r"pass depth=1, 2 or 3"):
-        explore(clean(), strategy="pct", max_executions=1)
+def test_pct_without_a_depth_targets_depth_3() -> None:
+    # explorer-api.md lists no depth: pct must run with only the documented parameters
+    res = explore(clean(), strategy="pct", seed=1, max_executions=20)
+    assert res.ok and res.executions == 20
+    assert res.stats["depth"] == 3
+    dflt = explore(lost_update(), strategy="pct", seed=1, max_executions=2000)
+    assert dflt.failure is not None and dflt.failure.kind == "exception"
 
 
 def test_pct_rejects_a_preemption_bound() -> None:

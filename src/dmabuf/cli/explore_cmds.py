@@ -40,7 +40,7 @@ def load_body(target: str) -> Callable[[], Any]:
 @click.option("--max-executions", type=click.IntRange(min=1), default=None)
 @click.option("--time-budget", type=float, default=None, help="seconds")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="PCT depth")
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="PCT bug depth (default 3)")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="local worker processes"
 )

@@ -84,7 +84,7 @@ def explore(
         workers: local worker processes (1: in this process).
         max_steps: scheduling steps one task may take in an execution before it is reported as a livelock
             (an execution of more than 8 x ``max_steps`` steps in all is one too).
-        depth: PCT bug depth (``pct`` only).
+        depth: PCT bug depth, an int >= 1 (``pct`` only; default 3: bugs that need up to two preemptions).
         shrink: minimise the failure before returning it (fewer preemptions, steps, tasks, data values).
         database: where failing schedules are stored and replayed first next time: ``True`` (default:
             ``$DMABUF_DATABASE`` or ``.dmabuf``), a directory, or ``None`` for none.

@@ -44,10 +44,13 @@ from ...runtime import Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from .base import Branch, PathStrategy
 
-__all__ = ["DEFAULT_STEPS", "PCT", "pct_bound", "runs_for"]
+__all__ = ["DEFAULT_DEPTH", "DEFAULT_STEPS", "PCT", "pct_bound", "runs_for"]
 
 #: ``k`` before any execution has finished (typical model programs have tens of branches).
 DEFAULT_STEPS = 64
+#: the bug depth PCT targets when ``explore`` is given none (explorer-api.md lists no ``depth``): two change
+#: points, so the guarantee covers bugs of up to three ordering constraints (up to two preemptions)
+DEFAULT_DEPTH = 3
 
 
 def pct_bound(n: int, k: int, d: int) -> float:
@@ -67,12 +70,9 @@ def runs_for(p: float, confidence: float = 0.99) -> int:
 
 
 def check_depth(depth: Any) -> int:
-    """Validate PCT's ``depth`` argument; the message says what to pass."""
+    """Validate PCT's ``depth`` argument (``None``: :data:`DEFAULT_DEPTH`); the message says what to pass."""
     if depth is None:
-        raise InvalidArgument(
-            "strategy='pct' needs the bug depth it targets: pass depth=1, 2 or 3 (an int >= 1; depth d "
-            "means d-1 preemptions are placed at random, d=2 or d=3 finds most bugs)"
-        )
+        return DEFAULT_DEPTH
     if isinstance(depth, bool) or not isinstance(depth, int):
         raise InvalidArgument(
             f"depth must be an int >= 1 (the PCT bug depth, e.g. depth=2), got {type(depth).__name__} {depth!r}"
