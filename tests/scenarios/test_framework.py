@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from dmabuf.buf import MemoryExporter
+from dmabuf.errors import UsageError
 from dmabuf.scenarios import Budget, Importer, Scenario, contract_of, finish, get_scenario, runner, scenarios
 
 
@@ -31,10 +32,16 @@ def test_contracts_of_the_five_designs() -> None:
     assert contract_of("no-such-design") == contract_of("importer-tracks").__class__(policy="no-such-design")
 
 
-def test_unavailable_policy_is_a_cell_not_a_crash() -> None:
-    v = runner.verdict("H1", "no-such-design")
-    assert v.kind == "not available" and "no-such-design" in v.reason
+def test_unknown_policy_name_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"unknown mapping-tracking policy 'no-such-design'.*importer-tracks"):
+        runner.verdict("H1", "no-such-design")
     assert runner.missing_module("importer-tracks") is None
+
+
+def test_a_design_that_does_not_import_is_a_cell_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "missing_module", lambda p: "dmabuf.policies.exporter_tracks")
+    v = runner.verdict("H1", "exporter-tracks")
+    assert v.kind == "not available" and "dmabuf.policies.exporter_tracks does not import" in v.reason
 
 
 class _Clean(Scenario):

@@ -105,6 +105,8 @@ def check(
 ) -> None:
     """Run every hazard scenario (H1-H10) under every mapping-tracking design in the explorer and print a
     hazards x designs table: safe by design / driver duty / unsafe / n/a."""
+    from ..errors import UsageError
+    from ..policies.base import get_policy
     from ..scenarios.base import get_scenario, scenarios
     from ..scenarios.runner import DESIGNS, verdict
     from ..scenarios.runner import check as run_check
@@ -117,6 +119,11 @@ def check(
     except KeyError as e:
         raise click.BadParameter(str(e.args[0]), param_hint="--scenario/--explain") from None
     pols = list(policies) if policies else list(DESIGNS)
+    for p in pols:
+        try:
+            get_policy(p)
+        except UsageError as e:
+            raise click.BadParameter(str(e), param_hint="--policy") from None
 
     if explain is not None:
         if len(pols) != 1:

@@ -2,7 +2,7 @@
 
 For ``(scenario, policy)``:
 
-1. the policy is not importable yet -> ``not available`` (names the missing module);
+1. the policy is a built-in design whose module does not import -> ``not available`` (names the module);
 2. ``scenario.applicable(policy)`` gives a reason -> ``n/a``;
 3. explore the naive driver (DPOR, the strongest strategy; budgets from :class:`Budget`):
    clean -> ``safe by design`` if the search was complete, ``safe (bounded)`` if a budget stopped it;
@@ -194,9 +194,11 @@ def verdict(scenario: Scenario | str, policy: str, budget: Budget | None = None)
     """Explore ``scenario`` under ``policy`` and return the cell (see the module docstring)."""
     scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
     budget = budget or Budget()
+    if policy not in BUILTIN_MODULES:
+        get_policy(policy)  # a name that is no design at all is bad input: UsageError listing the valid ones
     missing = missing_module(policy)
-    if missing is not None:
-        return Verdict(scn.id, policy, NOT_AVAILABLE, reason=f"{missing} has not landed")
+    if missing is not None:  # a built-in design whose module does not import in this install
+        return Verdict(scn.id, policy, NOT_AVAILABLE, reason=f"{missing} does not import")
     pol = get_policy(policy)
     why = scn.applicable(pol)
     if why:
