@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from _helpers import make_fence
 
-from dmabuf.errors import KernelWarning
+from dmabuf.errors import InvalidArgument, KernelWarning
 from dmabuf.kernel import (
     EINVAL,
     EIO,
@@ -120,6 +120,43 @@ def test_array_helpers_and_warns(run_on: Any) -> None:
     run_on(body)
 
 
+def test_array_create_truncates_seqno_to_unsigned(run_on: Any) -> None:
+    """``dma_fence_array_create(..., unsigned seqno, ...)``: a 64-bit value is truncated to 32 bits."""
+
+    def body() -> None:
+        ctx = dma_fence_context_alloc(1)
+        for seqno, stored in ((1 << 32) + 5, 5), ((1 << 64) - 1, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF):
+            f = make_fence()
+            arr = dma_fence_array_create(1, [f], ctx, seqno, False)
+            assert arr.seqno == stored and arr.context == ctx
+            dma_fence_signal(f)
+            dma_fence_put(arr)
+        for bad in ("1", 1.0, True, None, -1):
+            with pytest.raises(InvalidArgument):
+                dma_fence_array_create(1, [make_fence()], ctx, bad, False)  # type: ignore[arg-type]
+
+    run_on(body)
+
+
+def test_array_next_out_of_range_index_is_null(run_on: Any) -> None:
+    """``dma_fence_array_next(head, unsigned int index)``: ``index >= num_fences`` (a negative Python
+    index is a huge unsigned one) gives ``NULL``, never Python's from-the-end indexing."""
+
+    def body() -> None:
+        a, b = make_fence(), make_fence()
+        arr = dma_fence_array_create(2, [a, b], dma_fence_context_alloc(1), 1, False)
+        assert dma_fence_array_next(arr, 0) is a and dma_fence_array_next(arr, 1) is b
+        for index in (-1, -2, -3, 2, 1 << 40):
+            assert dma_fence_array_next(arr, index) is None, index
+        assert dma_fence_array_next(None, -1) is None
+        assert list(dma_fence_array_for_each(arr)) == [(0, a), (1, b)]
+        dma_fence_signal(a)
+        dma_fence_signal(b)
+        dma_fence_put(arr)
+
+    run_on(body)
+
+
 def chain_of(fences: list[DmaFence], seqnos: list[int]) -> list[DmaFence]:
     chains: list[DmaFence] = []
     prev: DmaFence | None = None
@@ -180,6 +217,16 @@ def test_chain_walk_gc_and_for_each(run_on: Any) -> None:
             dma_fence_put(x)
         for x in c:
             dma_fence_put(x)
+
+    run_on(body)
+
+
+def test_chain_walk_null_returns_null(run_on: Any) -> None:
+    """``dma_fence_chain_walk(NULL)``: ``to_dma_fence_chain(NULL)`` is NULL, ``dma_fence_put(NULL)`` a
+    no-op: returns NULL."""
+
+    def body() -> None:
+        assert dma_fence_chain_walk(None) is None
 
     run_on(body)
 

@@ -162,21 +162,27 @@ def test_signal_return_codes_and_timestamps(run_on: Any) -> None:
     run_on(body)
 
 
-def test_signal_null_warns(run_on: Any) -> None:
+def test_signal_null_returns_einval_without_warn(run_on: Any) -> None:
+    """v6.12 ``dma_fence_signal``/``_timestamp``: ``if (!fence) return -EINVAL;`` (no WARN)."""
+
     def body() -> None:
-        with pytest.raises(KernelWarning):
-            dma_fence_signal(None)
+        assert dma_fence_signal(None) == -EINVAL
+        assert dma_fence_signal_timestamp(None, 5) == -EINVAL
 
-    run_on(body)
+    run_on(body)  # raise mode: a WARN would raise KernelWarning
 
 
-def test_signal_null_log_mode_returns_einval() -> None:
-    def body() -> int:
-        return dma_fence_signal(None)
+def test_signal_null_log_mode_logs_nothing() -> None:
+    got: list[int] = []
+
+    def body() -> None:
+        got.append(dma_fence_signal(None))
+        got.append(dma_fence_signal_timestamp(None, 5))
 
     set_warn_mode("log")
     res = dmabuf.explore(body, strategy="dfs")
-    assert res.failure is not None and res.failure.kind == "kernel-warning"
+    assert res.failure is None, res.failure
+    assert got and set(got) == {-EINVAL}
 
 
 def test_locked_variants_assert_lock_held(run_on: Any) -> None:

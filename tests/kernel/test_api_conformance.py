@@ -454,7 +454,7 @@ def test_int_results_are_negative_errno() -> None:
 
 def _warn_body(got: dict[str, Any]) -> None:
     f, g = _fence(), _fence()
-    got["dma_fence_signal(NULL)"] = K.dma_fence_signal(None)
+    got["dma_fence_add_callback(func=NULL)"] = K.dma_fence_add_callback(f, K.DmaFenceCb(), None)
     got["dma_fence_wait_timeout(t<0)"] = K.dma_fence_wait_timeout(f, False, -1)
     got["dma_fence_is_later(ctx mismatch)"] = K.dma_fence_is_later(f, g)
     got["dma_fence_later(ctx mismatch)"] = K.dma_fence_later(f, g)
@@ -466,7 +466,7 @@ def _warn_body(got: dict[str, Any]) -> None:
 
 
 WARN_EXPECTED = {
-    "dma_fence_signal(NULL)": -K.EINVAL,
+    "dma_fence_add_callback(func=NULL)": -K.EINVAL,
     "dma_fence_wait_timeout(t<0)": -K.EINVAL,
     "dma_fence_is_later(ctx mismatch)": False,
     "dma_fence_later(ctx mismatch)": None,
@@ -475,11 +475,18 @@ WARN_EXPECTED = {
 }
 
 
+def _set_positive_error() -> None:
+    f = _fence()
+    K.dma_fence_set_error(f, K.EIO)  # WARN: not a negative errno
+    K.dma_fence_signal(f)
+    K.dma_fence_put(f)
+
+
 def test_warn_raises_by_default() -> None:
     assert K.get_warn_mode() == "raise"
-    with pytest.raises(dmabuf.KernelWarning, match="dma_fence_signal"):
-        dmabuf.run_threads(lambda: K.dma_fence_signal(None))
-    res = dmabuf.explore(lambda: K.dma_fence_signal(None))
+    with pytest.raises(dmabuf.KernelWarning, match="dma_fence_set_error"):
+        dmabuf.run_threads(_set_positive_error)
+    res = dmabuf.explore(_set_positive_error)
     assert res.failure is not None and res.failure.kind == "kernel-warning"
 
 
@@ -498,7 +505,7 @@ def test_warn_log_mode_returns_kernel_values_explorer() -> None:
     assert got == WARN_EXPECTED
     assert res.failure is not None
     assert res.failure.kind == "kernel-warning", res.failure
-    assert "dma_fence_signal" in res.failure.message
+    assert "dma_fence_add_callback" in res.failure.message
 
 
 def test_set_warn_mode_rejects_unknown_mode() -> None:

@@ -170,8 +170,9 @@ class DmaFenceArray(DmaFence):
     ) -> None:
         """Initialise the array over ``fences[:num_fences]`` (ownership of the references is taken).
 
-        WARNs if the list is empty or holds a container (arrays and chains must be flattened first).
-        Kernel: ``dma_fence_array_init``."""
+        ``context`` is a u64 but ``seqno`` an ``unsigned`` (32 bits) in C: the stored ``seqno`` is
+        ``seqno & 0xFFFFFFFF``. WARNs if the list is empty or holds a container (arrays and chains must be
+        flattened first). Kernel: ``dma_fence_array_init``."""
         if isinstance(num_fences, bool) or not isinstance(num_fences, int) or num_fences < 0:
             raise InvalidArgument(f"dma_fence_array_create needs a count, got {num_fences!r}")
         WARN(
@@ -190,6 +191,9 @@ class DmaFenceArray(DmaFence):
             )
         for f in fences[:num_fences]:
             check_fence(f, "dma_fence_array_create")
+        if isinstance(seqno, bool) or not isinstance(seqno, int) or seqno < 0:
+            raise InvalidArgument(f"dma_fence_array_create: seqno must be an unsigned int, got {seqno!r}")
+        seqno &= 0xFFFFFFFF  # unsigned seqno
         self.num_fences = num_fences
         lock = SpinLock(
             lock_class="dma_fence_array.lock"
@@ -258,9 +262,11 @@ def array_first(head: DmaFence | None) -> DmaFence | None:
 
 
 def array_next(head: DmaFence | None, index: int) -> DmaFence | None:
-    """Member ``index`` of the array ``head`` or ``None``. Kernel: ``dma_fence_array_next``."""
+    """Member ``index`` of the array ``head``, or ``None`` if ``head`` is not an array or ``index`` is not
+    in ``[0, num_fences)`` (an unsigned index in C: a negative one is huge, never Python's from-the-end
+    indexing). Kernel: ``dma_fence_array_next``."""
     array = to_array(head)
-    if array is None or index >= array.num_fences:
+    if array is None or index < 0 or index >= array.num_fences:
         return None
     return array.fences[index]
 

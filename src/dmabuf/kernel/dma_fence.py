@@ -153,9 +153,10 @@ def dma_fence_free(fence: DmaFence) -> None:
 
 
 def dma_fence_signal(fence: DmaFence | None) -> int:
-    """Signal: 0, or ``-EINVAL`` if already signaled (or WARN for ``NULL``). Runs the callbacks in the
-    caller, under the fence lock, inside a signalling section. Kernel: ``dma_fence_signal``."""
-    if WARN(fence is None, "dma_fence_signal(NULL)", "dma_fence_signal: NULL fence"):
+    """Signal: 0, or ``-EINVAL`` if already signaled or ``fence`` is ``NULL`` (no WARN). Runs the
+    callbacks in the caller, under the fence lock, inside a signalling section.
+    Kernel: ``dma_fence_signal``."""
+    if fence is None:
         return -EINVAL
     return 0 if check_fence(fence, "dma_fence_signal").signal() else -EINVAL
 
@@ -166,8 +167,9 @@ def dma_fence_signal_locked(fence: DmaFence) -> int:
 
 
 def dma_fence_signal_timestamp(fence: DmaFence | None, timestamp: int) -> int:
-    """Signal with the given timestamp (ns). Kernel: ``dma_fence_signal_timestamp``."""
-    if WARN(fence is None, "dma_fence_signal_timestamp(NULL)", "dma_fence_signal: NULL fence"):
+    """Signal with the given timestamp (ns): 0, or ``-EINVAL`` if already signaled or ``fence`` is
+    ``NULL`` (no WARN). Kernel: ``dma_fence_signal_timestamp``."""
+    if fence is None:
         return -EINVAL
     f = check_fence(fence, "dma_fence_signal_timestamp")
     return 0 if f.signal(_int(timestamp, "dma_fence_signal_timestamp", "timestamp")) else -EINVAL

@@ -42,7 +42,8 @@ def dma_fence_array_create(
 ) -> DmaFenceArray:
     """A fence signaling when all (``signal_on_any``: any) of ``fences[:num_fences]`` signaled; takes
     ownership of the list and its references. The first member error becomes the array's error.
-    WARNs for an empty list or a container member. Kernel: ``dma_fence_array_create``."""
+    ``seqno`` is a C ``unsigned``: the array's ``seqno`` is ``seqno & 0xFFFFFFFF``. WARNs for an empty
+    list or a container member. Kernel: ``dma_fence_array_create``."""
     return DmaFenceArray.create(num_fences, fences, context, seqno, bool(signal_on_any))
 
 
@@ -74,7 +75,8 @@ def dma_fence_array_first(head: DmaFence | None) -> DmaFence | None:
 
 
 def dma_fence_array_next(head: DmaFence | None, index: int) -> DmaFence | None:
-    """Kernel: ``dma_fence_array_next``."""
+    """Member ``index`` of the array ``head``; ``None`` if ``head`` is not an array or ``index`` is out of
+    ``[0, num_fences)`` (the C index is unsigned: no negative indexing). Kernel: ``dma_fence_array_next``."""
     if isinstance(index, bool) or not isinstance(index, int):
         raise InvalidArgument(f"dma_fence_array_next needs an int index, got {index!r}")
     return array_next(_opt(head, "dma_fence_array_next"), index)

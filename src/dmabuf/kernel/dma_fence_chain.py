@@ -70,10 +70,11 @@ def dma_fence_chain_contained(fence: DmaFence | None) -> DmaFence | None:
     return chain_contained(_opt(fence, "dma_fence_chain_contained"))
 
 
-def dma_fence_chain_walk(fence: DmaFence) -> DmaFence | None:
+def dma_fence_chain_walk(fence: DmaFence | None) -> DmaFence | None:
     """Consume the reference on ``fence`` and return the previous unsignaled node (referenced) or
-    ``None``; signaled nodes are unlinked on the way. Kernel: ``dma_fence_chain_walk``."""
-    return chain_walk(check_fence(fence, "dma_fence_chain_walk"))
+    ``None``; signaled nodes are unlinked on the way. ``NULL`` or a non-chain fence: (put and) ``None``.
+    Kernel: ``dma_fence_chain_walk``."""
+    return chain_walk(_opt(fence, "dma_fence_chain_walk"))
 
 
 def dma_fence_chain_find_seqno(fence: DmaFence | None, seqno: int) -> tuple[int, DmaFence | None]:

@@ -52,5 +52,6 @@ def dma_fence_unwrap_merge(*fences: DmaFence | None) -> DmaFence | None:
 
 def dma_fence_dedup_array(fences: list[DmaFence], num_fences: int) -> int:
     """Sort and deduplicate ``fences[:num_fences]`` in place (latest per context kept, the others put);
-    returns the new count. Kernel: ``dma_fence_dedup_array``."""
+    returns the new count (0 for an empty list). Not a v6.12 export: a later kernel factored it out of
+    ``__dma_fence_unwrap_merge`` (patch of April 2025). Kernel: ``dma_fence_dedup_array``."""
     return dedup_array(fences, num_fences)
