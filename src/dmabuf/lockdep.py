@@ -35,6 +35,7 @@ from .kernel._warn import WARN
 from .runtime import Task, active, label_of
 
 __all__ = [
+    "BOOT_ORDERS",
     "LockdepWarning",
     "OrderGraph",
     "acquire",
@@ -56,6 +57,23 @@ class LockdepWarning(KernelWarning):
     origins: list[object] = []
 
 
+#: The lock orders the kernel teaches lockdep at boot, before any driver runs: ``dma_resv_lockdep()``
+#: (drivers/dma-buf/dma-resv.c, a subsys_initcall under CONFIG_LOCKDEP) takes a reservation lock under an
+#: acquire context and, holding it, annotates a fence wait (``__dma_fence_might_wait``). So waiting for a
+#: fence while holding a resv is legal, and taking a resv lock (not a trylock) inside a fence signalling
+#: section is reported at once, even in a program that never waits under a resv. (The kernel's chain also
+#: has mmap_lock, fs_reclaim and i_mmap_rwsem, which this model does not have.) Each entry: (held class,
+#: class taken, the chain printed in a report).
+BOOT_ORDERS: tuple[tuple[str, str, list[str]], ...] = (
+    ("reservation_ww_class_acquire", "reservation_ww_class",
+     ["reservation_ww_class_acquire", "reservation_ww_class (dma_resv_lockdep at boot)"]),
+    ("reservation_ww_class_acquire", "dma_fence_map",
+     ["reservation_ww_class_acquire", "reservation_ww_class", "dma_fence_map (dma_resv_lockdep at boot)"]),
+    ("reservation_ww_class", "dma_fence_map",
+     ["reservation_ww_class_acquire", "reservation_ww_class", "dma_fence_map (dma_resv_lockdep at boot)"]),
+)
+
+
 class OrderGraph:
     """Edges between lock classes, each with the chain of held locks that first created it.
 
@@ -67,6 +85,8 @@ class OrderGraph:
 
     def __init__(self, origin_hook: Callable[[], tuple[object, object]] | None = None) -> None:
         self.edges: dict[str, dict[str, list[str]]] = {}
+        for before, after, chain in BOOT_ORDERS:  # known before any task runs, as after the kernel's boot
+            self.edges.setdefault(before, {})[after] = chain
         self.reported: set[frozenset[str]] = set()
         #: set while the explorer replays a lock-order finding: report cycles through existing edges too
         self.replaying = False

@@ -363,6 +363,49 @@ def test_lock_held_around_a_wait_and_taken_in_a_signalling_section() -> None:
     assert "driver_lock" in f.message and "dma_fence_map" in f.message, f.message
 
 
+def _resv_in_signalling_section(trylock: bool) -> Callable[[], None]:
+    def body() -> None:
+        obj = K.DmaResv()
+        K.dma_resv_init(obj)
+        cookie = K.dma_fence_begin_signalling()
+        if trylock:
+            assert K.dma_resv_trylock(obj)
+        else:
+            K.dma_resv_lock(obj, None)
+        K.dma_resv_unlock(obj)
+        K.dma_fence_end_signalling(cookie)
+
+    return body
+
+
+def test_resv_lock_in_signalling_section_is_known_at_boot() -> None:
+    """dma_resv_lockdep() teaches resv -> fence wait at boot: a resv lock inside a signalling section is a
+    report although the program never waits for a fence under a resv."""
+    f = _explore_failure(_resv_in_signalling_section(trylock=False), database=None)
+    assert f.kind == "kernel-warning", f
+    assert "takes reservation_ww_class while holding dma_fence_map" in f.message, f.message
+    assert "dma_resv_lockdep at boot" in f.message, f.message
+    with pytest.raises(dmabuf.KernelWarning, match="dma_resv_lockdep at boot"):
+        dmabuf.run_threads(_resv_in_signalling_section(trylock=False))
+
+
+def test_resv_trylock_in_signalling_section_is_fine(run_on: Any) -> None:
+    """A trylock cannot block: no order edge, so no report (ww_mutex_trylock is a lockdep trylock)."""
+    run_on(_resv_in_signalling_section(trylock=True))
+
+
+def test_wait_under_resv_is_the_legal_order(run_on: Any) -> None:
+    def body() -> None:
+        obj = K.DmaResv()
+        K.dma_resv_init(obj)
+        f = _fence()
+        K.dma_resv_lock(obj, None)
+        K.dma_fence_wait_timeout(f, False, 0)
+        K.dma_resv_unlock(obj)
+
+    run_on(body)
+
+
 def test_signalling_section_nests_and_atomic_is_exempt(run_on: Any) -> None:
     def body() -> None:
         outer = K.dma_fence_begin_signalling()

@@ -148,7 +148,9 @@ class WWMutex(_WWWaitList):
         if ctx is not None:
             self._set_context(ctx)
         self.owner = t
-        lockdep.acquire(t, self, nest_ok=ctx is not None)
+        # a trylock cannot block, so (as mutex_acquire_nest(..., trylock=1, ...) in the kernel) it adds no
+        # order edge from the locks held now
+        lockdep.acquire(t, self, nest_ok=ctx is not None, trylock=True)
         if ctx is not None and self._waiters:
             self._check_waiters(ctx)
         return True
