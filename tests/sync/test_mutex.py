@@ -401,12 +401,20 @@ def test_log_mode_unlock_unheld():
 
 
 def test_log_mode_foreign_unlock():
+    """As __mutex_unlock_slowpath: WARN, then the mutex is released anyway (a waiter gets it); the owner's
+    own unlock later WARNs again and drops its lockdep record."""
+    got: list[str] = []
+
     def body():
+        got.clear()
         m = Mutex("foreign")
         m.lock()
+        waiter = dmabuf.spawn(lambda: (m.lock(), got.append("waiter locked"), m.unlock()), name="waiter")
         dmabuf.spawn(m.unlock, name="thief").join()
-        assert m.owner is current()
-        m.unlock()
+        waiter.join()  # it can only finish because the thief's unlock released the mutex
+        assert got == ["waiter locked"] and m.owner is None
+        m.unlock()  # held by nobody: WARN again
+        assert m not in current().held
 
     _warns(body, match="by 'thief', but it is held by 'main'")
 

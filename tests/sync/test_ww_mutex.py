@@ -296,6 +296,29 @@ def test_warn_log_mode_returns_and_reports() -> None:
     assert "ww_mutex_unlock" in res.failure.message
 
 
+def test_log_mode_foreign_unlock_releases_and_drops_the_ctx_count() -> None:
+    """Log mode: __ww_mutex_unlock and the mutex release run after the WARN, as in the kernel."""
+    cls = DEFINE_WW_CLASS("logforeign")
+    seen: list[tuple[bool, int, bool]] = []
+
+    def body() -> None:
+        seen.clear()
+        set_warn_mode("log")
+        m = WWMutex(cls)
+        ctx = WWAcquireCtx(cls)
+        assert ww_mutex_lock(m, ctx) == 0 and ctx.acquired == 1
+        dmabuf.spawn(ww_mutex_unlock, m, name="thief").join()
+        seen.append((ww_mutex_is_locked(m), ctx.acquired, m.ctx is None))
+        ww_mutex_unlock(m)  # the owner's own unlock WARNs again (nobody holds it) and drops its record
+        assert m not in current_task().held
+        ww_acquire_fini(ctx)
+
+    res = dmabuf.explore(body, strategy="dfs", database=None)
+    assert res.failure is not None and res.failure.kind == "kernel-warning", res.failure
+    assert "by 'thief'" in res.failure.message
+    assert seen == [(False, 0, True)]
+
+
 def test_warn_lock_slow_without_edeadlk(run_on: Any) -> None:
     cls = DEFINE_WW_CLASS("slow")
 

@@ -83,7 +83,8 @@ class Mutex:
         return True
 
     def unlock(self) -> None:
-        """Release. Unlocking a mutex the caller does not hold WARNs and leaves it unchanged.
+        """Release. Unlocking a mutex the caller does not hold WARNs (and, in log warn mode, releases it
+        anyway, as the kernel does).
 
         Kernel: ``mutex_unlock``.
         """
@@ -130,7 +131,7 @@ def mutex_lock(lock: Mutex) -> None:
 
 def mutex_unlock(lock: Mutex) -> None:
     """Release ``lock`` (the body of :meth:`Mutex.unlock`). Unlocking a mutex the caller does not hold
-    WARNs and leaves it unchanged.
+    WARNs; in log warn mode it is then released anyway, as in the kernel.
 
     Kernel: ``mutex_unlock``.
     """
@@ -146,6 +147,13 @@ def mutex_unlock(lock: Mutex) -> None:
             f"mutex_unlock of {lockdep.class_of(lock)} by {t.name!r}, but it is held by {who}",
             "mutex: unlock of a mutex not held by the caller",
         )
+        # log mode: the kernel goes on. mutex_release() drops the caller's lockdep record if it has one (it
+        # does after a thief released the mutex under it), and __mutex_unlock_slowpath releases the mutex
+        # after its MUTEX_WARN_ON; the real owner's record stays until it unlocks or exits
+        lockdep.release(t, lock)
+        if lock.owner is not None:
+            lock.owner = None
+            r.notify(lock)
         return
     lock.owner = None
     held = t.held

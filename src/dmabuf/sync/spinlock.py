@@ -76,6 +76,14 @@ class SpinLock:
                 f"spinlock {lockdep.class_of(self)}: {what}, unlocked by {t.name!r}",
                 "spinlock: unlock of a lock not held by the caller",
             )
+            # log mode: after spin_bug the kernel unlocks anyway. lockdep drops the caller's record if it has
+            # one (it took the lock and a thief released it): then its preemption count drops too; a caller
+            # that never took the lock keeps its count (the kernel's would underflow)
+            if lockdep.release(t, self):
+                t.atomic_depth -= 1
+            if self.owner is not None:
+                self.owner = None
+                r.notify(self)
             return
         self.owner = None
         t.atomic_depth -= 1

@@ -156,7 +156,8 @@ class WWMutex(_WWWaitList):
         return True
 
     def unlock(self) -> None:
-        """Release. Unlocking a lock the caller does not hold WARNs and changes nothing.
+        """Release. Unlocking a lock the caller does not hold WARNs (and, in log warn mode, releases it
+        anyway, context accounting included, as the kernel does).
 
         Kernel: ``ww_mutex_unlock``.
         """
@@ -171,7 +172,12 @@ class WWMutex(_WWWaitList):
                 f"{self._owner_name()}",
                 "mutex: unlock of a mutex not held by the caller",
             )
-            return
+            # log mode: the kernel goes on (__ww_mutex_unlock drops the context's count, mutex_release drops
+            # the caller's lockdep record if any, and the mutex is released after its MUTEX_WARN_ON); the
+            # real owner's lockdep record stays
+            if self.owner is None:
+                lockdep.release(t, self)
+                return
         self._release(t)
 
     def __enter__(self) -> WWMutex:
