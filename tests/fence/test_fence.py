@@ -405,6 +405,9 @@ def test_wait_any(run_on: Any) -> None:
             dma_fence_wait_any_timeout(fs, 0, False, 5)
         with pytest.raises(KernelWarning):
             dma_fence_wait_any_timeout(None, 3, False, 5)
+        for bad in (-1, 4):  # a negative count must not slice from the end; more than given is a bug
+            with pytest.raises(InvalidArgument, match=r"count must be in 1\.\.3"):
+                dma_fence_wait_any_timeout(fs, bad, False, 0)
 
         def signaller() -> None:
             dma_fence_signal(fs[2])

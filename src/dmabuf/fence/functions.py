@@ -47,8 +47,10 @@ def wait_any_timeout(fences: list[DmaFence], count: int, intr: bool, timeout: in
         "dma_fence_wait_any_timeout: bad arguments",
     ):
         return -EINVAL, None
-    if count > len(fences):
-        raise InvalidArgument(f"dma_fence_wait_any_timeout: count {count} > {len(fences)} fences given")
+    if count < 0 or count > len(fences):  # (C's count is a uint32_t: a negative one is no count at all)
+        raise InvalidArgument(
+            f"dma_fence_wait_any_timeout: count must be in 1..{len(fences)} (the fences given), got {count}"
+        )
     for f in fences[:count]:
         check_fence(f, "dma_fence_wait_any_timeout")
     if timeout == 0:
