@@ -31,6 +31,7 @@ from .objects import (
     _chk,
     _forbids_resv,
     _lock,
+    _op_ret,
     _ops,
     _requires_resv,
     _unlock,
@@ -54,7 +55,8 @@ def _new_attachment(
     dmabuf: DmaBuf, ops: Any, dev: Any, importer_ops: DmaBufAttachOps | None, importer_priv: Any
 ) -> DmaBufAttachment | ErrPtr:
     """A new attachment of ``dev`` to ``dmabuf``, passed to the exporter's ``attach`` (unlocked, not yet on
-    the buffer's list); the exporter's error as ``ERR_PTR`` (the attachment is then dead)."""
+    the buffer's list); the exporter's error as ``ERR_PTR`` (the attachment is then dead). An ``attach`` result
+    that is not 0, a negative errno or ``None`` raises :class:`InvalidArgument` (the attachment is dead too)."""
     attach = DmaBufAttachment()
     attach.dev = dev
     attach.dmabuf = dmabuf
@@ -63,7 +65,11 @@ def _new_attachment(
     attach.importer_ops = importer_ops
     attach.importer_priv = importer_priv
     if ops.attach is not None:
-        ret = ops.attach(dmabuf, attach)
+        try:
+            ret = _op_ret(ops.attach(dmabuf, attach), dmabuf, "attach", errno_only=True)
+        except Exception:
+            attach.detached = True
+            raise
         if ret:
             attach.detached = True
             return ERR_PTR(ret)
@@ -79,7 +85,10 @@ def dma_buf_dynamic_attach(
     If importer and exporter disagree on dynamic-ness (v6.12), the core also pins (dynamic exporter) and
     maps ``DMA_BIDIRECTIONAL`` under the resv and caches the table in ``attach.sgt``; a static importer's map
     waits for the KERNEL fences. Errors: ``ERR_PTR(-EINVAL)`` after a WARN for a missing buffer/device or
-    ``move_notify``; the exporter's errors.
+    ``move_notify``; the exporter's errors. When that pin or map fails -- an errno, or an exception such as
+    the :class:`InvalidArgument` for a ``map_dma_buf`` result that is no ``SgTable`` or a ``pin`` result
+    that is no int -- the kernel's ``err_unpin`` / ``err_unlock`` path runs before the error is returned or
+    propagates: unpin (only if the pin succeeded), unlock the resv, ``dma_buf_detach``.
 
     Locking: must not hold the resv. Kernel: ``dma_buf_dynamic_attach``.
     """
@@ -110,25 +119,38 @@ def dma_buf_dynamic_attach(
 
     if dma_buf_attachment_is_dynamic(attach) != dma_buf_is_dynamic(dmabuf):
         _lock(dmabuf, held)
-        if dmabuf.is_dynamic:
-            ret = ops.pin(attach)
-            if ret:
-                _unlock(dmabuf, held)
-                dma_buf_detach(dmabuf, attach)
-                return ERR_PTR(ret)
-        sgt = _map_dma_buf(attach, DMA_BIDIRECTIONAL)
-        if sgt is None:
-            sgt = ERR_PTR(-errno.ENOMEM)
-        if isinstance(sgt, ErrPtr):
+        pinned = False
+        try:
+            ret = 0
             if dmabuf.is_dynamic:
-                ops.unpin(attach)
-            _unlock(dmabuf, held)
-            dma_buf_detach(dmabuf, attach)
+                ret = _op_ret(ops.pin(attach), dmabuf, "pin", errno_only=True)
+                pinned = not ret
+            sgt = ERR_PTR(ret) if ret else _map_dma_buf(attach, DMA_BIDIRECTIONAL)
+            if sgt is None:
+                sgt = ERR_PTR(-errno.ENOMEM)
+        except Exception:
+            _attach_map_failed(dmabuf, attach, pinned, held)
+            raise
+        if isinstance(sgt, ErrPtr):
+            _attach_map_failed(dmabuf, attach, pinned, held)
             return sgt
         attach.sgt = sgt
         attach.dir = DMA_BIDIRECTIONAL
         _unlock(dmabuf, held)
     return attach
+
+
+def _attach_map_failed(dmabuf: DmaBuf, attach: DmaBufAttachment, pinned: bool, held: bool) -> None:
+    """``err_unpin`` / ``err_unlock`` of ``dma_buf_dynamic_attach`` (resv held): unpin if the pin succeeded,
+    unlock, ``dma_buf_detach``. Each step runs even if the one before it raises."""
+    try:
+        if pinned:
+            _ops(dmabuf).unpin(attach)
+    finally:
+        try:
+            _unlock(dmabuf, held)
+        finally:
+            dma_buf_detach(dmabuf, attach)
 
 
 def dma_buf_attach(dmabuf: DmaBuf | None, dev: Any) -> DmaBufAttachment | ErrPtr:
@@ -187,7 +209,8 @@ def _detach_locked(dmabuf: DmaBuf, attach: DmaBufAttachment, held: bool) -> None
 # ---------------------------------------------------------------------- pin / unpin
 def dma_buf_pin(attach: DmaBufAttachment) -> int:
     """Pin the buffer in place for this attachment (``ops.pin``; 0 if the exporter has none). WARNs for a
-    static attachment (only dynamic importers may pin).
+    static attachment (only dynamic importers may pin). An exporter ``pin`` that returns ``None`` succeeded
+    (0); one that returns anything but ``None``, 0 or a negative errno raises :class:`InvalidArgument`.
 
     Locking: resv held (checked). Kernel: ``dma_buf_pin``.
     """
@@ -201,7 +224,7 @@ def dma_buf_pin(attach: DmaBufAttachment) -> int:
     )
     _requires_resv(buf, "dma_buf_pin")
     ops = _ops(buf)
-    return int(ops.pin(attach)) if ops.pin is not None else 0
+    return _op_ret(ops.pin(attach), buf, "pin", errno_only=True) if ops.pin is not None else 0
 
 
 def dma_buf_unpin(attach: DmaBufAttachment) -> None:
@@ -234,7 +257,10 @@ def dma_buf_attach_and_map(
     to it: it does not exist yet). Returns ``(attach, sgt)`` (rule 2: the C function returns the attachment
     and fills ``struct sg_table **``), or ``(ERR_PTR(-e), None)``: ``-EINVAL`` after a WARN for a missing
     buffer/device or importer ops without ``move_notify`` (only dynamic importers use it), the exporter's
-    errors (the attachment is then detached). Tear down with :func:`dma_buf_unmap_and_detach`.
+    errors (the attachment is then detached). An exception from the pin or the map (such as the
+    :class:`InvalidArgument` for a ``map_dma_buf`` result that is no ``SgTable``) propagates after the same
+    clean-up: unpin (if pinned), unlock, the exporter's ``detach``; the attachment is dead and was never on
+    the list. Tear down with :func:`dma_buf_unmap_and_detach`.
 
     Locking: must not hold the resv (takes it). Kernel name of this model: ``dma_buf_attach_and_map``.
     """
@@ -261,24 +287,24 @@ def dma_buf_attach_and_map(
     if isinstance(attach, ErrPtr):
         return attach, None
     _lock(dmabuf, held)
-    pin = _pin_on_map(dmabuf)
+    pinned = False
     err = 0
     sgt: Any = None
-    if pin:
-        err = ops.pin(attach)
-    if not err:
-        sgt = _map_dma_buf(attach, direction)
-        if sgt is None:
-            sgt = ERR_PTR(-errno.ENOMEM)
-        if isinstance(sgt, ErrPtr):
-            err = sgt.err
-            if pin:
-                ops.unpin(attach)
+    try:
+        if _pin_on_map(dmabuf):
+            err = _op_ret(ops.pin(attach), dmabuf, "pin", errno_only=True)
+            pinned = not err
+        if not err:
+            sgt = _map_dma_buf(attach, direction)
+            if sgt is None:
+                sgt = ERR_PTR(-errno.ENOMEM)
+            if isinstance(sgt, ErrPtr):
+                err = sgt.err
+    except Exception:
+        _attach_and_map_failed(dmabuf, attach, pinned, held)
+        raise
     if err:
-        _unlock(dmabuf, held)
-        if ops.detach is not None:
-            ops.detach(dmabuf, attach)
-        attach.detached = True
+        _attach_and_map_failed(dmabuf, attach, pinned, held)
         return ERR_PTR(err), None
     r = rt()
     r.point("list_add attachments", dmabuf, WRITE)
@@ -287,6 +313,24 @@ def dma_buf_attach_and_map(
     dmabuf.policy.on_attach_and_map(attach, sgt)
     _unlock(dmabuf, held)
     return attach, sgt
+
+
+def _attach_and_map_failed(dmabuf: DmaBuf, attach: DmaBufAttachment, pinned: bool, held: bool) -> None:
+    """Clean-up of a failed :func:`dma_buf_attach_and_map` (resv held, attachment not on the list): unpin if
+    pinned, unlock, the exporter's ``detach``; the attachment is dead. Each step runs even if one raises."""
+    ops = _ops(dmabuf)
+    try:
+        if pinned:
+            ops.unpin(attach)
+    finally:
+        try:
+            _unlock(dmabuf, held)
+        finally:
+            try:
+                if ops.detach is not None:
+                    ops.detach(dmabuf, attach)
+            finally:
+                attach.detached = True
 
 
 def dma_buf_unmap_and_detach(attach: DmaBufAttachment | None, sg_table: SgTable | None, direction: int) -> None:

@@ -21,7 +21,18 @@ from ..kernel.sched import MAX_SCHEDULE_TIMEOUT
 from ..resv import usage_rw
 from ..runtime import WRITE, active, label_of, rt
 from .memory import PAGE_SHIFT
-from .objects import DmaBuf, VmAreaStruct, _alive, _chk, _forbids_resv, _lock, _ops, _requires_resv, _unlock
+from .objects import (
+    DmaBuf,
+    VmAreaStruct,
+    _alive,
+    _chk,
+    _forbids_resv,
+    _lock,
+    _op_ret,
+    _ops,
+    _requires_resv,
+    _unlock,
+)
 from .sg_table import DMA_BIDIRECTIONAL, DMA_TO_DEVICE, CpuMapping, IosysMap, check_dir
 
 __all__ = [
@@ -63,7 +74,8 @@ def _cpu_access_checks(dmabuf: DmaBuf | None, direction: int, fn: str) -> tuple[
 def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
     """Prepare CPU access: the exporter's ``begin_cpu_access`` (unlocked), then wait (interruptible) for the
     fences the access must not overtake (``dma_resv_usage_rw(write)``, write = BIDIRECTIONAL or TO_DEVICE).
-    Returns 0, the exporter's error, ``-ERESTARTSYS``, or ``-EINVAL`` after a WARN for ``None``.
+    Returns 0, the exporter's error, ``-ERESTARTSYS``, or ``-EINVAL`` after a WARN for ``None``. The
+    exporter's ``None`` is 0; any result but an int or ``None`` raises :class:`InvalidArgument` (no wait).
 
     Locking: must not hold the resv; ``might_lock`` records the order "held locks -> resv" for lockdep-lite.
     Kernel: ``dma_buf_begin_cpu_access``.
@@ -75,7 +87,7 @@ def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
     ops = _ops(dmabuf)
     ret = 0
     if ops.begin_cpu_access is not None:
-        ret = int(ops.begin_cpu_access(dmabuf, direction))
+        ret = _op_ret(ops.begin_cpu_access(dmabuf, direction), dmabuf, "begin_cpu_access")
     if ret == 0:
         w = dmabuf.resv.wait_timeout(usage_rw(_write_dir(direction)), True, MAX_SCHEDULE_TIMEOUT)
         ret = w if w < 0 else 0
@@ -83,7 +95,8 @@ def dma_buf_begin_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
 
 
 def dma_buf_end_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
-    """End CPU access: the exporter's ``end_cpu_access`` (unlocked) or 0.
+    """End CPU access: the exporter's ``end_cpu_access`` (unlocked) or 0. The exporter's ``None`` is 0; any
+    result but an int or ``None`` raises :class:`InvalidArgument`.
 
     Locking: must not hold the resv; ``might_lock`` records the order "held locks -> resv" for lockdep-lite.
     Kernel: ``dma_buf_end_cpu_access``.
@@ -93,14 +106,23 @@ def dma_buf_end_cpu_access(dmabuf: DmaBuf | None, direction: int) -> int:
         return -errno.EINVAL
     dmabuf, direction = checked
     ops = _ops(dmabuf)
-    return int(ops.end_cpu_access(dmabuf, direction)) if ops.end_cpu_access is not None else 0
+    if ops.end_cpu_access is None:
+        return 0
+    return _op_ret(ops.end_cpu_access(dmabuf, direction), dmabuf, "end_cpu_access")
 
 
 def _call_vmap(buf: DmaBuf) -> tuple[int, IosysMap]:
+    """The exporter's ``vmap`` as ``(ret, map)``: a ``(ret, map)`` pair (``ret`` an int or ``None``), an
+    ``IosysMap`` or mapping alone (0), or an int alone (the error, no map). InvalidArgument otherwise."""
     res = _ops(buf).vmap(buf)
     if isinstance(res, tuple):
+        if len(res) != 2:
+            raise InvalidArgument(
+                f"the exporter's vmap of {label_of(buf)} returned a tuple of {len(res)} items; it must return "
+                "(ret, map), an IosysMap or mapping alone, or an int error"
+            )
         ret, m = res
-        return int(ret), m if isinstance(m, IosysMap) else IosysMap(m)
+        return _op_ret(ret, buf, "vmap"), m if isinstance(m, IosysMap) else IosysMap(m)
     if isinstance(res, IosysMap):
         return 0, res
     if isinstance(res, int) and not isinstance(res, bool):
@@ -111,7 +133,8 @@ def _call_vmap(buf: DmaBuf) -> tuple[int, IosysMap]:
 def dma_buf_vmap(dmabuf: DmaBuf | None) -> tuple[int, IosysMap]:
     """A kernel virtual mapping, refcounted: the first call runs the exporter's ``vmap``, later ones reuse
     ``vmap_ptr``. Returns ``(ret, map)``: ``(-EINVAL, cleared map)`` without a ``vmap`` op or (after a WARN)
-    for ``None``; the exporter's error after a WARN.
+    for ``None``; the exporter's error after a WARN. A ``vmap`` result of the wrong shape (a ``ret`` that is
+    no int or ``None``, a tuple that is no pair) raises :class:`InvalidArgument`, the buffer not vmapped.
 
     Locking: resv held (checked). Kernel: ``dma_buf_vmap``.
     """
@@ -201,7 +224,9 @@ def dma_buf_vunmap_unlocked(dmabuf: DmaBuf | None, map: IosysMap) -> None:
 def dma_buf_mmap(dmabuf: DmaBuf | None, vma: VmAreaStruct | None, pgoff: int) -> int:
     """Map the buffer to user space: ``-EINVAL`` without an ``mmap`` op, ``-EOVERFLOW`` if ``pgoff +
     pages`` wraps, ``-EINVAL`` if it exceeds the buffer's pages; else sets ``vma.vm_file``/``vm_pgoff``
-    and returns the exporter's ``mmap``.
+    and returns the exporter's ``mmap`` (``None`` is 0). An exception from it, such as the
+    :class:`InvalidArgument` for a result that is no int or ``None``, propagates with ``vm_file`` /
+    ``vm_pgoff`` put back as they were.
 
     Locking: must not hold the resv. Kernel: ``dma_buf_mmap``.
     """
@@ -222,6 +247,11 @@ def dma_buf_mmap(dmabuf: DmaBuf | None, vma: VmAreaStruct | None, pgoff: int) ->
         return -errno.EOVERFLOW
     if pgoff + n > dmabuf.size >> PAGE_SHIFT:
         return -errno.EINVAL
+    old_file, old_pgoff = vma.vm_file, vma.vm_pgoff
     vma.vm_file = dmabuf.file
     vma.vm_pgoff = pgoff
-    return int(ops.mmap(dmabuf, vma))
+    try:
+        return _op_ret(ops.mmap(dmabuf, vma), dmabuf, "mmap")
+    except Exception:
+        vma.vm_file, vma.vm_pgoff = old_file, old_pgoff
+        raise

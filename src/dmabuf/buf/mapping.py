@@ -35,6 +35,7 @@ from .objects import (
     _chk,
     _forbids_resv,
     _lock,
+    _op_ret,
     _ops,
     _requires_resv,
     _unlock,
@@ -110,11 +111,14 @@ def dma_buf_map_attachment(attach: DmaBufAttachment | None, direction: int) -> S
     v6.12: a cached ``attach.sgt`` is returned as is (``ERR_PTR(-EBUSY)`` if it was mapped for another,
     non-bidirectional direction); otherwise the exporter pins first if ``CONFIG_DMABUF_MOVE_NOTIFY`` is off
     and the buffer is dynamic, maps, a static importer waits for the KERNEL fences (interruptible), and with
-    ``cache_sgt_mapping`` the table is cached. ``ERR_PTR(-EINVAL)`` after a WARN for ``None``.
+    ``cache_sgt_mapping`` the table is cached. ``ERR_PTR(-EINVAL)`` after a WARN for ``None``. A pin made
+    here is undone when the map fails, whether with an error pointer or an exception (which then propagates).
 
     Raises:
         UsageError: the attachment was detached.
         MappingInvalidated: the policy refuses (a dead one-shot attachment).
+        InvalidArgument: the exporter's ``map_dma_buf`` returned something that is no ``SgTable``, ``None``
+            or ``ERR_PTR``, or its ``pin`` something that is no int or ``None`` (a failed pin: not unpinned).
 
     Locking: resv held (checked). Kernel: ``dma_buf_map_attachment``.
     """
@@ -135,10 +139,15 @@ def dma_buf_map_attachment(attach: DmaBufAttachment | None, direction: int) -> S
     ops = _ops(buf)
     pin = _pin_on_map(buf)
     if pin:
-        ret = ops.pin(attach)
+        ret = _op_ret(ops.pin(attach), buf, "pin", errno_only=True)
         if ret:
             return ERR_PTR(ret)
-    sgt = _map_dma_buf(attach, direction)
+    try:
+        sgt = _map_dma_buf(attach, direction)
+    except Exception:
+        if pin:
+            ops.unpin(attach)
+        raise
     if sgt is None:
         sgt = ERR_PTR(-errno.ENOMEM)
     if isinstance(sgt, ErrPtr):
@@ -157,7 +166,8 @@ def dma_buf_unmap_attachment(attach: DmaBufAttachment | None, sg_table: SgTable 
     WARNs and returns for ``None``.
 
     Raises:
-        UsageError: ``sg_table`` was already unmapped, or belongs to another attachment.
+        UsageError: ``sg_table`` was already unmapped, or belongs to another attachment; ``attach`` was
+            detached by ``dma_buf_detach`` (use after free; the exporter is not called).
 
     Locking: resv held (checked). Kernel: ``dma_buf_unmap_attachment``.
     """
@@ -173,7 +183,7 @@ def dma_buf_unmap_attachment(attach: DmaBufAttachment | None, sg_table: SgTable 
     assert attach is not None and sg_table is not None
     direction = check_dir(direction, "dma_buf_unmap_attachment")
     buf = attach._buf()
-    _alive(buf, "dma_buf_unmap_attachment")
+    _attach_ok(attach, "dma_buf_unmap_attachment", "unmap every mapping before dma_buf_detach")
     _requires_resv(buf, "dma_buf_unmap_attachment")
     if attach.sgt is sg_table:
         return
@@ -216,7 +226,8 @@ def dma_buf_map_attachment_unlocked(attach: DmaBufAttachment | None, direction: 
 def dma_buf_unmap_attachment_unlocked(
     attach: DmaBufAttachment | None, sg_table: SgTable | None, direction: int
 ) -> None:
-    """Lock the resv, :func:`dma_buf_unmap_attachment`, unlock.
+    """Lock the resv, :func:`dma_buf_unmap_attachment`, unlock (also when it raises, e.g. the
+    :class:`UsageError` for a detached attachment).
 
     Locking: must not hold the resv. Kernel: ``dma_buf_unmap_attachment_unlocked``.
     """

@@ -361,6 +361,27 @@ def _ok_ptr(p: Any, fn: str) -> Any:
     return p
 
 
+def _op_ret(value: object, buf: DmaBuf, op: str, errno_only: bool = False) -> int:
+    """The int result of the exporter's callback ``op`` (``pin``, ``attach``, ``begin_cpu_access``,
+    ``end_cpu_access``, ``mmap``, ``vmap``): ``None`` is 0 (a Python function that returns nothing
+    succeeded), an int is itself. With ``errno_only`` (a result the core turns into ``ERR_PTR``) it must be 0
+    or a negative errno.
+
+    Raises:
+        InvalidArgument: anything else (a bool, a str...): the callback broke its contract. The caller changes
+            nothing it would not change for a failed callback.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and not (errno_only and value > 0):
+        return value
+    must = "0 or a negative errno" if errno_only else "an int (0 or a negative errno)"
+    raise InvalidArgument(
+        f"the exporter's {op} of {label_of(buf)} returned {value!r} ({type(value).__name__}); it must return "
+        f"{must}, or None for success"
+    )
+
+
 def _chk(v: object, cls: type, fn: str, what: str, none_ok: bool = True) -> None:
     """Argument check of kernel-named functions: ``v`` is a ``cls`` (or ``None`` where the kernel copes)."""
     if v is None and none_ok:
@@ -424,13 +445,13 @@ def _alive(buf: DmaBuf, fn: str) -> None:
         )
 
 
-def _attach_ok(attach: DmaBufAttachment, fn: str) -> None:
+def _attach_ok(attach: DmaBufAttachment, fn: str, hint: str = "attach again before mapping") -> None:
+    """UsageError for an attachment of a released buffer or one detached by ``dma_buf_detach``."""
     if attach.dmabuf is not None:
         _alive(attach.dmabuf, fn)  # the buffer went first (released with this attachment still on it)
     if attach.detached:
         raise UsageError(
-            f"{fn} through {label_of(attach)}, which was detached by dma_buf_detach (use after free): attach "
-            "again before mapping"
+            f"{fn} through {label_of(attach)}, which was detached by dma_buf_detach (use after free): {hint}"
         )
 
 

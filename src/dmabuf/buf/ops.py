@@ -21,8 +21,9 @@ Kernel: ``struct dma_buf_ops``, ``struct dma_buf_attach_ops``, ``struct dma_buf_
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from ..errors import InvalidArgument
 
@@ -44,14 +45,33 @@ _OPS = (
 )
 
 
+def _only_known_fields(cls: str, args: tuple[Any, ...], unknown: dict[str, Any], known: Sequence[str]) -> None:
+    """InvalidArgument for positional arguments or unknown keywords given to an operation table (a misspelt
+    callback would otherwise be silently missing). ``args`` and ``unknown`` are typed ``NoReturn`` in the
+    constructors, so a static checker still flags them; this is the runtime check."""
+    fields = ", ".join(known)
+    if args:
+        raise InvalidArgument(
+            f"{cls} takes keyword arguments only, got {len(args)} positional argument(s); known fields: {fields}"
+        )
+    if unknown:
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise InvalidArgument(f"{cls} has no field {', '.join(parts)}; known fields: {fields}")
+
+
 class DmaBufOps:
-    """The exporter's operations (``struct dma_buf_ops``), built with keywords. See the module docstring."""
+    """The exporter's operations (``struct dma_buf_ops``), built with keywords. See the module docstring.
+    Positional arguments and unknown keywords raise :class:`~dmabuf.errors.InvalidArgument` naming the
+    known fields."""
 
     __slots__ = (*_OPS, "cache_sgt_mapping")
 
     def __init__(
         self,
-        *,
+        *args: NoReturn,
         attach: Callable[..., Any] | None = None,
         detach: Callable[..., Any] | None = None,
         pin: Callable[..., Any] | None = None,
@@ -65,7 +85,9 @@ class DmaBufOps:
         vmap: Callable[..., Any] | None = None,
         vunmap: Callable[..., Any] | None = None,
         cache_sgt_mapping: bool = False,
+        **unknown: NoReturn,
     ) -> None:
+        _only_known_fields("DmaBufOps", args, unknown, self.__slots__)
         given = dict(
             attach=attach,
             detach=detach,
@@ -105,13 +127,19 @@ class DmaBufOps:
 
 class DmaBufAttachOps:
     """The importer's operations (``struct dma_buf_attach_ops``): ``allow_peer2peer`` and
-    ``move_notify(attach)``, called with the resv held whenever the exporter moves the buffer."""
+    ``move_notify(attach)``, called with the resv held whenever the exporter moves the buffer. Positional
+    arguments and unknown keywords raise :class:`~dmabuf.errors.InvalidArgument` naming the known fields."""
 
     __slots__ = ("allow_peer2peer", "move_notify")
 
     def __init__(
-        self, *, allow_peer2peer: bool = False, move_notify: Callable[[Any], Any] | None = None
+        self,
+        *args: NoReturn,
+        allow_peer2peer: bool = False,
+        move_notify: Callable[[Any], Any] | None = None,
+        **unknown: NoReturn,
     ) -> None:
+        _only_known_fields("DmaBufAttachOps", args, unknown, self.__slots__)
         if move_notify is not None and not callable(move_notify):
             raise InvalidArgument(
                 f"DmaBufAttachOps.move_notify must be a function or None, got {type(move_notify).__name__}"
@@ -129,11 +157,14 @@ class DmaBufExportInfo:
     Fields: ``exp_name``, ``owner``, ``ops``, ``size``, ``flags``, ``resv`` (``None``: the buffer embeds its
     own), ``priv`` (the exporter's object, mandatory), and ``policy`` (this model's mapping-tracking policy:
     a name from :func:`dmabuf.policies.policy_names`, a Policy, or ``None`` for the process-wide default).
+    Positional arguments and unknown keywords raise :class:`~dmabuf.errors.InvalidArgument`.
     """
+
+    _FIELDS = ("exp_name", "owner", "ops", "size", "flags", "resv", "priv", "policy")
 
     def __init__(
         self,
-        *,
+        *args: NoReturn,
         exp_name: str = "",
         owner: Any = None,
         ops: DmaBufOps | None = None,
@@ -142,7 +173,9 @@ class DmaBufExportInfo:
         resv: Any = None,
         priv: Any = None,
         policy: Any = None,
+        **unknown: NoReturn,
     ) -> None:
+        _only_known_fields("DmaBufExportInfo", args, unknown, self._FIELDS)
         self.exp_name = exp_name
         self.owner = owner
         self.ops = ops
