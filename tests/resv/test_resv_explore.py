@@ -2,7 +2,8 @@
 
 * several drm_exec contexts lock the same resvs in different orders and complete (Wait-Die back-off);
 * without an acquire context the same ABBA order deadlocks, and the explorer finds it;
-* an unlocked reader racing with writers restarts and only ever returns one published state of the list.
+* an unlocked reader racing with a writer that reallocates the list in each lock session restarts and only
+  ever returns one state of the list (in-place changes within one session can tear: test_resv_inplace.py).
 
 Sizes are reduced for Python (2-3 tasks, 2-3 objects, a preemption bound where the full tree is too large);
 each test says so.
@@ -209,8 +210,11 @@ def _setup_two(obj: DmaResv) -> tuple[list[DmaFence], list[DmaFence]]:
 
 
 def test_get_fences_racing_replacement_is_a_snapshot(run_on: Any) -> None:
-    """The writer replaces [A1, B1] by [A2, B1] then [A2, B2]. A reader must get one of these three states,
-    never the torn [A1, B2] (which an in-place update read at the wrong moment would give)."""
+    """The writer replaces [A1, B1] by [A2, B1] then [A2, B2], one lock session each. Each session's
+    ``dma_resv_reserve_fences(obj, 1)`` reallocates (unlock reset ``max_fences`` to ``num_fences``), so the
+    two replacements land in different lists and a reader on the first list restarts on the pointer check:
+    it gets one of these three states, never the torn [A1, B2]. (Two in-place replacements within one
+    session can give that tear, as in the kernel: test_resv_inplace.py.)"""
     restarts: list[bool] = []
 
     def body() -> None:

@@ -1,8 +1,9 @@
-"""What a reservation object holds: fence usages and the published fence list.
+"""What a reservation object holds: fence usages and the fence table.
 
 * :class:`Usage` (``enum dma_resv_usage``), :func:`usage_rw` and the argument check :func:`check_usage`;
-* :class:`DmaResvList` (``struct dma_resv_list``): one published state of an object's fences, never changed
-  once published except for ``max_fences``; ``_list_free`` drops its references;
+* :class:`DmaResvList` (``struct dma_resv_list``): one allocation of an object's fence table, changed in
+  place by the writers (slot stores, the count) and read lock-free by the unlocked walk, each shared access
+  a scheduling point; ``_list_free`` drops its references;
 * the capacity of a list as the kernel allocates it (``_list_capacity``: the header and the slots rounded
   up to the kmalloc bucket; ``_roundup_pow_of_two``).
 
@@ -18,7 +19,8 @@ from enum import IntEnum
 
 from ..errors import InvalidArgument
 from ..fence.fence import DmaFence
-from ..runtime import label_of
+from ..kernel.once import field_key
+from ..runtime import READ, WRITE, label_of, rt
 
 __all__ = ["DmaResvList", "Usage", "check_usage", "usage_rw"]
 
@@ -80,35 +82,79 @@ def _roundup_pow_of_two(n: int) -> int:
 
 
 class DmaResvList:
-    """One published state of a resv's fences (``struct dma_resv_list``).
+    """One allocation of a resv's fence table (``struct dma_resv_list``).
 
-    ``table`` (a tuple of ``(fence, usage)``) never changes once published; ``max_fences`` (the reserved
-    capacity) is the only field updated in place, under the resv lock. The list owns one reference on each
-    fence in ``table`` while it is the object's current list.
+    ``table`` has one slot per allocated entry (its length is the capacity the allocator gave, never
+    resized); a slot is ``None`` or a ``(fence, usage)`` pair (the kernel packs the usage into the low bits
+    of the fence pointer, so one store publishes both). The first ``num_fences`` slots are in use;
+    ``max_fences`` (the reserved capacity) is lowered to ``num_fences`` by unlock. The list owns one
+    reference on each fence in use while it is the object's current list.
 
-    ``alloc`` names the kernel allocation this state belongs to: ``dma_resv_add_fence`` and
-    ``dma_resv_replace_fences`` change the kernel's table in place, so the lists they publish share the
-    ``alloc`` of the list they replace; ``reserve_fences`` (reallocation) and ``copy_fences`` start a new one.
-    A locked walk follows the states of one allocation, as the kernel's re-reads of that table do.
+    The writers (resv lock held) change the table in place, as v6.12 does: :meth:`store` is
+    ``dma_resv_list_set`` (a WRITE point on that slot), :meth:`store_num` the count publication
+    ``smp_store_mb(num_fences)`` (a WRITE point on the count). The lock-free walk reads with :meth:`load`
+    (``rcu_dereference`` of a slot) and :meth:`load_num` (READ points). Under the lock, :meth:`entry` and
+    :meth:`entries` read without a scheduling point (no writer can race with the lock holder, and reads
+    commute). A list that is no longer the object's current one (``reserve_fences`` reallocated, or
+    ``copy_fences`` replaced it) stays readable as it was: ``kfree_rcu`` frees it only after the
+    lock-free readers that may still walk it are done.
     """
 
-    __slots__ = ("__weakref__", "alloc", "max_fences", "table")
+    __slots__ = ("__weakref__", "max_fences", "num_fences", "table")
 
-    def __init__(
-        self, table: tuple[tuple[DmaFence, Usage], ...], max_fences: int, alloc: object | None = None
-    ) -> None:
-        self.table = table
+    def __init__(self, max_fences: int) -> None:
+        self.table: list[tuple[DmaFence, Usage] | None] = [None] * max_fences
+        self.num_fences = 0
         self.max_fences = max_fences
-        # a fresh token, not ``self``: a list naming itself would be a reference cycle, freed only by the GC
-        self.alloc: object = object() if alloc is None else alloc
 
-    @property
-    def num_fences(self) -> int:
-        """Entries in use."""
-        return len(self.table)
+    # ------------------------------------------------------------------ lock held (or not yet shared)
+    def entry(self, index: int) -> tuple[DmaFence, Usage]:
+        """Slot ``index`` (in use), read by the lock holder: no scheduling point.
+        Kernel: ``dma_resv_list_entry`` with the lock held."""
+        e = self.table[index]
+        assert e is not None, f"[internal bug] empty slot {index} below num_fences of {self!r}"
+        return e
+
+    def entries(self) -> tuple[tuple[DmaFence, Usage], ...]:
+        """The entries in use, read by the lock holder (or for inspection): no scheduling point."""
+        return tuple(self.entry(i) for i in range(self.num_fences))
+
+    def append_private(self, fence: DmaFence, usage: Usage) -> None:
+        """Fill the next slot of a list nobody else can see yet (a new allocation before it is published):
+        no scheduling point."""
+        self.table[self.num_fences] = (fence, usage)
+        self.num_fences += 1
+
+    def store(self, index: int, fence: DmaFence, usage: Usage) -> None:
+        """Store ``(fence, usage)`` in slot ``index`` of a published list (lock held): one WRITE point on
+        that slot. Kernel: ``dma_resv_list_set`` (``RCU_INIT_POINTER``)."""
+        rt().point("dma_resv_list_set", field_key(self, f"table[{index}]"), WRITE)
+        self.table[index] = (fence, usage)
+
+    def store_num(self, count: int) -> None:
+        """Publish the number of entries in use after an append (lock held): one WRITE point on the count.
+        Kernel: ``smp_store_mb(fobj->num_fences, count)``."""
+        rt().point("smp_store_mb", field_key(self, "num_fences"), WRITE)
+        self.num_fences = count
+
+    # ------------------------------------------------------------------ lock-free
+    def load(self, index: int) -> tuple[DmaFence, Usage]:
+        """Slot ``index`` read without the lock: one READ point on that slot. Only slots below a count
+        read earlier are loaded, and a slot is stored before the count that covers it.
+        Kernel: ``dma_resv_list_entry`` (``rcu_dereference_check``) in the unlocked walk."""
+        rt().point("dma_resv_list_entry", field_key(self, f"table[{index}]"), READ)
+        return self.entry(index)
+
+    def load_num(self) -> int:
+        """The number of entries in use, read without the lock: one READ point on the count.
+        Kernel: ``cursor->fences->num_fences`` in ``dma_resv_iter_restart_unlocked``."""
+        rt().point("READ num_fences", field_key(self, "num_fences"), READ)
+        return self.num_fences
 
     def __repr__(self) -> str:
-        ents = ", ".join(f"{label_of(f)}:{u.name}" for f, u in self.table)
+        ents = ", ".join(
+            f"{label_of(e[0])}:{e[1].name}" if e is not None else "-" for e in self.table[: self.num_fences]
+        )
         return f"<DmaResvList {self.num_fences}/{self.max_fences} [{ents}]>"
 
 
@@ -116,5 +162,5 @@ def _list_free(lst: DmaResvList | None) -> None:
     """``dma_resv_list_free``: drop the list's references."""
     if lst is None:
         return
-    for f, _u in lst.table:
+    for f, _u in lst.entries():
         f.put()

@@ -1,11 +1,14 @@
 """The cursor over a reservation object's fences (``struct dma_resv_iter``): :class:`DmaResvIter`.
 
 * the unlocked walk (``first_unlocked``/``next_unlocked``, ``for fence in cursor``): reads the object's
-  list pointer without the lock, takes a reference on each unsignaled fence of a wanted usage, and
-  restarts (``is_restarted``) whenever the object published another list meanwhile;
+  list pointer and the list's count without the lock when it (re)starts, then one slot at a time, takes a
+  reference on each unsignaled fence of a wanted usage (``dma_fence_get_rcu``; a failed get restarts), and
+  restarts (``is_restarted``) only when the object's list pointer changed (a reallocation): entries
+  changed in place are seen or missed depending on where the cursor is, entries appended after the
+  (re)start are not walked;
 * the locked walk (``first``/``next``): every entry of a wanted usage, signaled ones included, no
-  references, the lock asserted at each step; it follows in-place changes (``DmaResvList.alloc``) of the
-  list it started on.
+  references, the lock asserted at each step; it re-reads the count of the list it started on at each
+  step, so it sees the in-place changes the lock holder makes meanwhile.
 
 The object is in :mod:`.reservation`; :mod:`dmabuf.resv` describes the model.
 
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument
 from ..fence.fence import DmaFence
+from ..kernel.once import field_key
 from ..runtime import READ, label_of, rt
 from .fences import DmaResvList, Usage, check_usage
 
@@ -35,7 +39,8 @@ class DmaResvIter:
     Fields (kernel names): ``obj``, ``usage`` (the largest usage returned), ``fence`` (current; the unlocked
     walk holds a reference on it), ``fence_usage``, ``index``, ``fences`` (the list being walked: an
     unlocked step restarts when it is no longer the object's current list, so assigning anything else
-    forces a restart), ``num_fences``, ``is_restarted``.
+    forces a restart), ``num_fences`` (the count read at the last (re)start: the unlocked walk stops there),
+    ``is_restarted``.
 
     ``DmaResvIter(obj, usage)`` is begun; iterating it (``for fence in cursor``) walks unlocked, and
     ``with cursor:`` ends it (drops the reference on the current fence).
@@ -77,8 +82,9 @@ class DmaResvIter:
 
     # ------------------------------------------------------------------ unlocked walk
     def _current_list(self, obj: DmaResv) -> DmaResvList | None:
-        """``dma_resv_fences_list`` read without the lock (``rcu_dereference``)."""
-        rt().point("dma_resv_fences_list", obj, READ)
+        """``dma_resv_fences_list`` read without the lock (``rcu_dereference``): a READ point on the
+        object's ``fences`` field."""
+        rt().point("dma_resv_fences_list", field_key(obj, "fences"), READ)
         return obj.fences
 
     def _restart_unlocked(self, obj: DmaResv) -> None:
@@ -86,11 +92,15 @@ class DmaResvIter:
         self.num_fences = 0
         self.fences = self._current_list(obj)
         if self.fences is not None:
-            self.num_fences = self.fences.num_fences
+            self.num_fences = self.fences.load_num()
         self.is_restarted = True
 
     def _walk_unlocked(self, obj: DmaResv) -> None:
-        """Advance to the next unsignaled fence of a usage we want, taking a reference on it."""
+        """Advance to the next unsignaled fence of a usage we want, taking a reference on it.
+
+        Walks the indices below the count read at the (re)start; each slot is read once (a lock-free
+        load), so a fence stored there in place before the load is returned, one stored after is not.
+        Kernel: ``dma_resv_iter_walk_unlocked``."""
         if self.fences is None:
             # The kernel returns here keeping the previous fence (only reachable when copy_fences emptied
             # the list); the model drops it so a fence is never returned twice in a row.
@@ -101,7 +111,7 @@ class DmaResvIter:
             if self.index >= self.num_fences:
                 return
             lst: DmaResvList = self.fences
-            f, u = lst.table[self.index]
+            f, u = lst.load(self.index)
             self.index += 1
             self.fence_usage = u
             self.fence = f.get_unless_zero()
@@ -124,7 +134,8 @@ class DmaResvIter:
                 return self.fence
 
     def next_unlocked(self) -> DmaFence | None:
-        """The next unsignaled fence, restarting (``is_restarted``) if the list changed meanwhile.
+        """The next unsignaled fence, restarting (``is_restarted``) if the object's list pointer changed
+        meanwhile (a reallocation; changes made in place do not restart the walk).
 
         Locking: none. Kernel: ``dma_resv_iter_next_unlocked``.
         """
@@ -156,22 +167,20 @@ class DmaResvIter:
     def next(self) -> DmaFence | None:
         """The next fence of a usage we want.
 
-        The walk follows in-place changes of the list it started on (a fence added or replaced ahead of
+        The walk sees the in-place changes of the list it started on (a fence added or replaced ahead of
         the cursor by ``dma_resv_add_fence``/``replace_fences`` meanwhile is returned), as the kernel
         re-reads the table and ``num_fences`` at each step; after a reallocation it goes on over the old
-        list. Locking: held (asserted). Kernel: ``dma_resv_iter_next``.
+        list. Plain reads, no scheduling points: the lock excludes every writer. Locking: held (asserted).
+        Kernel: ``dma_resv_iter_next``.
         """
         obj = self._obj("dma_resv_iter_next")
         obj.assert_held()
         self.is_restarted = False
         while True:
             lst = self.fences
-            cur = obj.fences
-            if isinstance(lst, DmaResvList) and cur is not None and cur is not lst and cur.alloc is lst.alloc:
-                lst = self.fences = cur  # the same kernel table, changed in place under our lock
             if not isinstance(lst, DmaResvList) or self.index >= lst.num_fences:
                 return None
-            f, self.fence_usage = lst.table[self.index]
+            f, self.fence_usage = lst.entry(self.index)
             self.index += 1
             if self.fence_usage <= self.usage:
                 return f

@@ -2,15 +2,17 @@
 
 * life cycle (``init``, ``fini``) and the ww_mutex of :data:`reservation_ww_class` (``lock_*``, ``unlock``,
   ``held``, ``assert_held``, ``with resv:``);
-* the writers, lock held: ``reserve_fences``, ``add_fence``, ``replace_fences``, ``copy_fences``, each of
-  which publishes a new :class:`~dmabuf.resv.fences.DmaResvList`;
+* the writers, lock held: ``reserve_fences`` (a new :class:`~dmabuf.resv.fences.DmaResvList` only when
+  the reserved room is short), ``add_fence`` and ``replace_fences`` (in place), ``copy_fences`` (a new
+  list swapped in);
 * the readers: ``iter_fences`` (lock held), and without the lock, through a
   :class:`~dmabuf.resv.iterator.DmaResvIter`: ``iter_fences_unlocked``, ``get_fences``, ``get_singleton``,
   ``wait_timeout``/``wait``, ``set_deadline``, ``test_signaled``;
 * :class:`ReservationObject`, ready at construction, and :func:`check_resv`, the argument check of the
   kernel-named functions.
 
-:mod:`dmabuf.resv` describes the model (usages, copy-on-write publication, reservations reset by unlock).
+:mod:`dmabuf.resv` describes the model (usages, in-place updates and what lock-free readers see,
+reservations reset by unlock).
 
 Kernel: drivers/dma-buf/dma-resv.c, include/linux/dma-resv.h (v6.12).
 """
@@ -26,6 +28,7 @@ from ..errors import InvalidArgument
 from ..fence.array import DmaFenceArray, is_container
 from ..fence.fence import DmaFence, check_fence, context_alloc
 from ..kernel._warn import BUG, WARN
+from ..kernel.once import field_key
 from ..kernel.sched import MAX_SCHEDULE_TIMEOUT
 from ..runtime import READ, WRITE, label_of, rt
 from ..sync.ww_mutex import WWAcquireCtx, WWClass, WWMutex, check_ww_ctx
@@ -172,16 +175,20 @@ class DmaResv:
 
     # ------------------------------------------------------------------ writers (lock held)
     def _publish(self, op: str, new: DmaResvList | None) -> DmaResvList | None:
-        """Make ``new`` the current list (``rcu_assign_pointer``); returns the old one."""
-        rt().point(op, self, WRITE)
+        """Make ``new`` the current list (``rcu_assign_pointer``/``rcu_replace_pointer``): a WRITE point on
+        the ``fences`` field, which lock-free walkers read; returns the old list."""
+        rt().point(op, field_key(self, "fences"), WRITE)
         old, self.fences = self.fences, new
         return old
 
     def reserve_fences(self, num_fences: int) -> int:
         """Make room for ``num_fences`` more :meth:`add_fence` calls; returns 0 (``-ENOMEM`` never happens).
 
-        Grows the list to ``max(num + n, 2 * max)`` slots (the first list gets ``max(4, pow2(n))``, rounded
-        up to the allocator bucket) and drops signaled fences while copying.
+        A no-op when the current list has room (``num_fences + n <= max_fences``). Otherwise allocates a
+        list of ``max(num + n, 2 * max)`` slots (the first list gets ``max(4, pow2(n))``, rounded up to the
+        allocator bucket), copies the unsignaled entries into it (signaled ones are dropped), publishes it
+        and then puts the dropped fences. The old list stays as it was for the lock-free walkers still on it
+        (``kfree_rcu``); they restart when they see the new pointer.
 
         Locking: held (asserted). The reservation lasts until the next unlock. Kernel:
         ``dma_resv_reserve_fences``.
@@ -197,14 +204,15 @@ class DmaResv:
             want = max(old.num_fences + num_fences, old.max_fences * 2)
         else:
             want = max(4, _roundup_pow_of_two(num_fences))
-        keep: list[tuple[DmaFence, Usage]] = []
+        new = DmaResvList(_list_capacity(want))
         dropped: list[DmaFence] = []
-        for f, u in old.table if old is not None else ():
+        # the references of the old list carry over to the new one (no get)
+        for f, u in old.entries() if old is not None else ():
             if f.is_signaled():
                 dropped.append(f)
             else:
-                keep.append((f, u))
-        self._publish("dma_resv_reserve_fences", DmaResvList(tuple(keep), _list_capacity(want)))
+                new.append_private(f, u)
+        self._publish("dma_resv_reserve_fences", new)
         for f in dropped:
             f.put()
         return 0
@@ -212,9 +220,12 @@ class DmaResv:
     def add_fence(self, fence: DmaFence, usage: Usage) -> None:
         """Add ``fence`` (a reference is taken) with ``usage``.
 
-        An entry is replaced instead when it is signaled, or when it is on the same context with a usage
-        ``>=`` ``usage`` and ``fence`` is the same or later (so a later fence never degrades an entry).
-        Otherwise the fence takes a reserved slot.
+        The first entry (in table order) that is on the same context with a usage ``>=`` ``usage`` and
+        older than or the same as ``fence`` (``dma_fence_is_later_or_same``), or that is signaled, is
+        replaced in place: one slot store, then the old fence is put (so a later fence never degrades an
+        entry, and a replacement needs no reserved slot). Otherwise the fence is stored in the first unused
+        slot and the new count published after it (``smp_store_mb``): a lock-free walker that read the
+        count before does not walk the new entry, one that reads it after finds the slot filled.
 
         Raises:
             KernelBug: no slot reserved (no :meth:`reserve_fences` since the lock was taken).
@@ -239,11 +250,12 @@ class DmaResv:
                 f"dma_resv_add_fence on {label_of(self)} which has no fence list: call "
                 "dma_resv_reserve_fences after locking and before adding"
             )
-        for i, (old, old_usage) in enumerate(lst.table):
+        count = lst.num_fences
+        for i in range(count):
+            old, old_usage = lst.entry(i)
             same_ctx = old.context == fence.context and old_usage >= usage
             if (same_ctx and (old is fence or fence.is_later(old))) or old.is_signaled():
-                table = (*lst.table[:i], (fence, usage), *lst.table[i + 1 :])
-                self._publish("dma_resv_add_fence", DmaResvList(table, lst.max_fences, lst.alloc))
+                lst.store(i, fence, usage)
                 old.put()
                 return
         if lst.num_fences >= lst.max_fences:
@@ -253,14 +265,14 @@ class DmaResv:
                 f"{lst.max_fences} used): call dma_resv_reserve_fences after locking (reservations are "
                 "dropped by dma_resv_unlock)"
             )
-        self._publish(
-            "dma_resv_add_fence", DmaResvList((*lst.table, (fence, usage)), lst.max_fences, lst.alloc)
-        )
+        lst.store(count, fence, usage)
+        lst.store_num(count + 1)
 
     def replace_fences(self, context: int, replacement: DmaFence, usage: Usage) -> None:
         """Replace every entry of fence context ``context`` by ``replacement`` (a reference per entry).
 
-        Locking: held (asserted). Kernel: ``dma_resv_replace_fences``.
+        In place, entry by entry in table order: each matching slot is stored (a WRITE point), then its
+        old fence is put. Locking: held (asserted). Kernel: ``dma_resv_replace_fences``.
         """
         if isinstance(context, bool) or not isinstance(context, int):
             raise InvalidArgument(f"dma_resv_replace_fences needs an int context, got {context!r}")
@@ -271,40 +283,32 @@ class DmaResv:
         lst = self.fences
         if lst is None:
             return
-        table = list(lst.table)
-        olds: list[DmaFence] = []
-        for i, (old, _u) in enumerate(table):
+        for i in range(lst.num_fences):
+            old, _u = lst.entry(i)
             if old.context != context:
                 continue
-            table[i] = (replacement.get(), usage)
-            olds.append(old)
-        if olds:
-            self._publish("dma_resv_replace_fences", DmaResvList(tuple(table), lst.max_fences, lst.alloc))
-            for old in olds:
-                old.put()
+            lst.store(i, replacement.get(), usage)
+            old.put()
 
     def copy_fences(self, src: DmaResv) -> int:
         """Replace this object's fences by the unsignaled fences of ``src`` (all usages); returns 0.
 
-        Locking: this object held (asserted); ``src`` is read without its lock. Kernel:
+        Walks ``src`` unlocked into a private list (sized for the count the walk read at its last
+        restart; a restart frees it and starts a new one), then swaps it in (``rcu_replace_pointer``) and
+        frees the old list. Locking: this object held (asserted); ``src`` is read without its lock. Kernel:
         ``dma_resv_copy_fences``.
         """
         src = check_resv(src, "dma_resv_copy_fences")
         self._ready("dma_resv_copy_fences")
         self.assert_held()
-        table: list[tuple[DmaFence, Usage]] = []
-        cap = 0
-        started = False
+        new: DmaResvList | None = None
         with DmaResvIter(src, Usage.BOOKKEEP) as cursor:
             for f in cursor:
                 if cursor.is_restarted:
-                    for g, _u in table:
-                        g.put()
-                    table = []
-                    cap = _list_capacity(cursor.num_fences)
-                    started = True
-                table.append((f.get(), cursor.fence_usage))
-        new = DmaResvList(tuple(table), cap) if started else None
+                    _list_free(new)
+                    new = DmaResvList(_list_capacity(cursor.num_fences))
+                assert new is not None  # the first fence of a walk is always a restart
+                new.append_private(f.get(), cursor.fence_usage)
         _list_free(self._publish("dma_resv_copy_fences", new))
         return 0
 
@@ -324,8 +328,10 @@ class DmaResv:
         """A begun unlocked cursor: ``with resv.iter_fences_unlocked(u) as cur: for fence in cur: ...``.
 
         Yields unsignaled fences with usage ``<= usage``; the cursor holds a reference on the current one.
-        When the list changed meanwhile the walk restarts and ``cur.is_restarted`` is True: callers that
-        accumulate must start over then.
+        When the object's list was reallocated meanwhile (or a fence could not be got) the walk restarts and
+        ``cur.is_restarted`` is True: callers that accumulate must start over then. Entries changed in place
+        do not restart the walk, so the fences yielded may mix the states before and after a writer's
+        changes.
 
         Locking: none needed. Kernel: ``dma_resv_iter_begin`` + ``dma_resv_for_each_fence_unlocked``.
         """
@@ -334,7 +340,9 @@ class DmaResv:
     def get_fences(self, usage: Usage) -> list[DmaFence]:
         """The unsignaled fences with usage ``<= usage``, each with a reference for the caller.
 
-        Locking: none needed. Kernel: ``dma_resv_get_fences``.
+        One unlocked walk, started over (references dropped) at each restart. Without the lock the result
+        need not be one state of the list: a writer replacing entries in place meanwhile can leave an old
+        entry and a new one side by side. Locking: none needed. Kernel: ``dma_resv_get_fences``.
         """
         usage = check_usage(usage, "dma_resv_get_fences")
         self._ready("dma_resv_get_fences")
