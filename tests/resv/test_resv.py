@@ -646,3 +646,32 @@ def test_fini_while_locked_warns() -> None:
         dma_resv_unlock(obj)
 
     run(body)
+
+
+def test_unlock_by_a_non_holder_warns_in_the_reset_first() -> None:
+    """dma_resv_unlock resets max_fences under dma_resv_assert_held before the ww_mutex unlock: that
+    assertion is the first WARN; in log mode the reset and the unlock still happen, as in the kernel."""
+
+    def body() -> tuple[int, int, bool]:
+        obj = DmaResv()
+        dma_resv_init(obj)
+        dma_resv_lock(obj, None)
+        assert dma_resv_reserve_fences(obj, 3) == 0
+        dmabuf.spawn(dma_resv_unlock, obj, name="thief").join()
+        lst = obj.fences
+        assert lst is not None
+        return lst.max_fences, lst.num_fences, dma_resv_is_locked(obj)
+
+    res = dmabuf.explore(body, database=None)
+    assert res.failure is not None and res.failure.kind == "kernel-warning"
+    assert "must be held by 'thief'" in res.failure.message
+    set_warn_mode("log")
+    try:
+        with pytest.raises(KernelWarning, match="must be held by 'thief'"):
+            dmabuf.run_threads(body)
+        seen: list[Any] = []
+        res = dmabuf.explore(lambda: seen.append(body()), database=None)
+        assert res.failure is not None and res.failure.kind == "kernel-warning"
+        assert seen and set(seen) == {(0, 0, False)}  # reservations dropped, lock released anyway
+    finally:
+        set_warn_mode("raise")

@@ -138,12 +138,14 @@ class DmaResv:
     def unlock(self) -> None:
         """Reset the reserved slots (``max_fences = num_fences``) and unlock.
 
+        A caller that does not hold the lock gets the kernel's first WARN, ``dma_resv_assert_held`` in
+        the reset; in log warn mode the reset and the ww_mutex unlock (which WARNs too) still run.
+
         Locking: held (asserted). Kernel: ``dma_resv_unlock`` (with ``dma_resv_reset_max_fences`` as under
         CONFIG_DEBUG_MUTEXES).
         """
         self._ready("dma_resv_unlock")
-        if self.held():
-            self.reset_max_fences()
+        self.reset_max_fences()
         self.lock.unlock()
 
     def reset_max_fences(self) -> None:
