@@ -51,3 +51,35 @@ def test_resume_without_a_saved_frontier_says_so(tmp_path: Path) -> None:
 def test_bad_worker_count_is_refused() -> None:
     code, out = run("dmabuf.examples.classic:locked_increments", "--workers", "0")
     assert code == 2 and "--workers" in out, out
+
+
+def test_bad_option_values_are_usage_errors_not_tracebacks() -> None:
+    for args, said in (
+        (["--time-budget", "-1"], "time_budget must be a positive number"),
+        (["--strategy", "pct", "--preemption-bound", "1"], "preemption_bound does not apply to strategy='pct'"),
+    ):
+        code, out = run("dmabuf.examples.classic:lost_update", "--database", "none", *args)
+        assert code == 2 and said in out and "Traceback" not in out, out
+
+
+def test_a_malformed_replay_string_is_a_bad_parameter() -> None:
+    r = CliRunner().invoke(main, ["replay", "dmabuf.examples.classic:lost_update", "garbage"])
+    assert r.exit_code == 2 and "Invalid value for SCHEDULE" in r.output and "dmabuf replay string" in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+
+
+def test_pct_prints_its_bound() -> None:
+    code, out = run("dmabuf.examples.classic:locked_increments", "--strategy", "pct", "--max-executions", "5",
+                    "--database", "none")
+    assert code == 0 and "sampled (not exhaustive)" in out, out
+    assert "PCT depth 3: each execution finds any depth-3 bug with probability >=" in out, out
+    assert "executions find it with 99% probability" in out, out
+
+
+def test_demo_leaves_no_database_and_runs_the_same_twice(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    outs = [CliRunner().invoke(main, ["demo"]).output for _ in range(2)]
+    assert outs[0].count("as expected") == 3 and not (tmp_path / ".dmabuf").exists()
+    assert [ln for ln in outs[0].splitlines() if ln.startswith("==")] == [
+        ln for ln in outs[1].splitlines() if ln.startswith("==")
+    ]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import dmabuf
+from dmabuf.explore.strategies import pct as PCTmod
 from dmabuf.explore.strategies.pct import DEFAULT_STEPS, PCT, pct_bound, runs_for
 from dmabuf.kernel import READ_ONCE, WRITE_ONCE
 from dmabuf.runtime import activate, deactivate
@@ -79,6 +80,20 @@ def test_pct_without_a_depth_targets_depth_3() -> None:
     assert res.stats["depth"] == 3
     dflt = explore(lost_update(), strategy="pct", seed=1, max_executions=2000)
     assert dflt.failure is not None and dflt.failure.kind == "exception"
+
+
+def test_a_depth_beyond_the_maximum_is_refused() -> None:
+    with pytest.raises(dmabuf.InvalidArgument, match=r"depth=500 makes no sense for PCT.*pass 1\.\.100"):
+        explore(clean(), strategy="pct", depth=500, max_executions=2)
+
+
+def test_a_deep_bound_does_not_overflow() -> None:
+    # 1/(n*k^(d-1)) is far below the smallest float here: the numbers stay exact, the text readable
+    res = explore(clean(4, 30), strategy="pct", depth=100, max_executions=3)
+    assert res.ok and res.executions == 3
+    assert res.stats["pct_runs_for_99"] > 10**100
+    assert "about 10^" in res.stats["bound_text"] and res.stats["bound_text"] in str(res)
+    assert runs_for(pct_bound(2, 10, 3)) == PCTmod.runs_for_99(2, 10, 3)
 
 
 def test_pct_rejects_a_preemption_bound() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..errors import UsageError
 from ..explore import STRATEGIES, explore, replay
 
 __all__ = ["demo", "explore_cmd", "load_body", "replay_cmd"]
@@ -78,18 +79,21 @@ def explore_cmd(
         kw["database"] = None if database.lower() == "none" else database
     if no_probes:
         kw["probes"] = False
-    res = explore(
-        body,
-        strategy=strategy,
-        preemption_bound=preemption_bound,
-        max_executions=max_executions,
-        time_budget=time_budget,
-        seed=seed,
-        workers=workers,
-        resume=resume,
-        progress=progress,
-        **kw,
-    )
+    try:
+        res = explore(
+            body,
+            strategy=strategy,
+            preemption_bound=preemption_bound,
+            max_executions=max_executions,
+            time_budget=time_budget,
+            seed=seed,
+            workers=workers,
+            resume=resume,
+            progress=progress,
+            **kw,
+        )
+    except UsageError as e:  # a bad option combination or value: a usage error, not a traceback
+        raise click.UsageError(str(e)) from None
     click.echo(str(res))  # with its notes
     sys.exit(0 if res.ok else 1)
 
@@ -100,7 +104,10 @@ def explore_cmd(
 def replay_cmd(target: str, schedule: str) -> None:
     """Re-run exactly the execution SCHEDULE (a replay string) of MODULE:FUNCTION and print its story."""
     body = load_body(target)
-    f = replay(body, schedule)
+    try:
+        f = replay(body, schedule)
+    except UsageError as e:  # a malformed replay string (ReplayFormatError) or another bad input
+        raise click.BadParameter(str(e), param_hint="SCHEDULE") from None
     if f is None:
         click.echo("replay ran clean: no failure")
         sys.exit(0)
@@ -120,7 +127,7 @@ def demo() -> None:
     ]
     bad = 0
     for name, body, expected in cases:
-        res = explore(body)
+        res = explore(body, database=None)  # a demo leaves no .dmabuf/ behind, and runs the same each time
         found = res.failure.kind if res.failure else None
         verdict = "as expected" if found == expected else "UNEXPECTED"
         bad += found != expected

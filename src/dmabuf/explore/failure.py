@@ -88,10 +88,20 @@ class ExploreResult:
     notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        head = (
-            f"{'ok' if self.ok else 'FAILED'}: {self.executions} executions with {self.strategy} in "
-            f"{self.elapsed:.3f} s, search {'complete' if self.complete else 'incomplete (bounded)'}"
+        if self.complete:
+            how = "search complete"
+        elif self.failure is not None:
+            how = "search stopped at the first failure"
+        elif self.strategy in ("random", "pct"):
+            how = "sampled (not exhaustive)"
+        else:
+            how = "search incomplete (bounded)"
+        head = f"{'ok' if self.ok else 'FAILED'}: {self.executions} executions with {self.strategy} in " + (
+            f"{self.elapsed:.3f} s, {how}"
         )
+        bound = self.stats.get("bound_text")
+        if isinstance(bound, str) and bound:  # PCT's guarantee, printed as the issue asks
+            head += f"\n  {bound}"
         if self.notes:
             head += "".join(f"\n  note: {n}" for n in self.notes)
         if self.failure is None:

@@ -44,20 +44,27 @@ from ...runtime import Task
 from ...runtime.controlled import ControlledRuntime, Outcome
 from .base import Branch, PathStrategy
 
-__all__ = ["DEFAULT_DEPTH", "DEFAULT_STEPS", "PCT", "pct_bound", "runs_for"]
+__all__ = ["DEFAULT_DEPTH", "DEFAULT_STEPS", "MAX_DEPTH", "PCT", "pct_bound", "runs_for", "runs_for_99"]
 
 #: ``k`` before any execution has finished (typical model programs have tens of branches).
 DEFAULT_STEPS = 64
 #: the bug depth PCT targets when ``explore`` is given none (explorer-api.md lists no ``depth``): two change
 #: points, so the guarantee covers bugs of up to three ordering constraints (up to two preemptions)
 DEFAULT_DEPTH = 3
+#: the deepest bug PCT is asked to target (each execution draws ``depth - 1`` change points)
+MAX_DEPTH = 100
+
+
+def _denominator(n: int, k: int, d: int) -> int:
+    """``n * k^(d-1)``, exactly (a Python int: no overflow however deep)."""
+    return max(1, n) * max(1, k) ** (d - 1)
 
 
 def pct_bound(n: int, k: int, d: int) -> float:
-    """The per-execution probability PCT guarantees for a depth-``d`` bug: ``1 / (n * k^(d-1))``."""
-    n = max(1, n)
-    k = max(1, k)
-    return 1.0 / float(n * k ** (d - 1))
+    """The per-execution probability PCT guarantees for a depth-``d`` bug: ``1 / (n * k^(d-1))`` (0.0 when
+    that is below the smallest float)."""
+    denom = _denominator(n, k, d)
+    return 1.0 / denom if denom.bit_length() <= 1000 else 0.0
 
 
 def runs_for(p: float, confidence: float = 0.99) -> int:
@@ -67,6 +74,15 @@ def runs_for(p: float, confidence: float = 0.99) -> int:
     if p <= 0.0:
         raise ValueError("probability must be positive")
     return math.ceil(math.log(1.0 - confidence) / math.log1p(-p))
+
+
+def runs_for_99(n: int, k: int, d: int) -> int:
+    """:func:`runs_for` at 99% of :func:`pct_bound`, exact for any depth: for a bound too small for a float,
+    ``ceil(ln(100) * n * k^(d-1))`` (the limit of the formula, an upper bound on it) in integers."""
+    denom = _denominator(n, k, d)
+    if denom.bit_length() <= 50:
+        return runs_for(1.0 / denom)
+    return denom * 4_605_170_186 // 1_000_000_000 + 1  # ln(100) = 4.605170186...
 
 
 def check_depth(depth: Any) -> int:
@@ -79,6 +95,12 @@ def check_depth(depth: Any) -> int:
         )
     if depth < 1:
         raise InvalidArgument(f"depth must be an int >= 1 (the PCT bug depth, e.g. depth=2), got {depth}")
+    if depth > MAX_DEPTH:
+        raise InvalidArgument(
+            f"depth={depth} makes no sense for PCT: a bug of depth d needs d ordering constraints, and the "
+            f"guarantee 1/(n*k^(d-1)) vanishes long before d={MAX_DEPTH}; pass 1..{MAX_DEPTH} (2 or 3 finds "
+            "most bugs), or use strategy='dpor' to cover every order"
+        )
     return depth
 
 
@@ -123,10 +145,12 @@ class PCT(PathStrategy):
         """One sentence: the guarantee for the estimates seen so far."""
         d, n, k = self.depth, self.n, self.k
         p = self.bound()
+        runs = runs_for_99(n, k, d)
         return (
             f"PCT depth {d}: each execution finds any depth-{d} bug with probability >= 1/(n*k^(d-1)) = "
             f"1/({n}*{k}^{d - 1}) = {p:.3g} (n = {n} tasks, k = {k} scheduling branches, the most seen); "
-            f"{runs_for(p)} executions find it with 99% probability"
+            f"{runs if runs < 10**15 else f'about 10^{len(str(runs)) - 1}'} executions find it with 99% "
+            "probability"
         )
 
     def _update_stats(self) -> None:
@@ -136,7 +160,7 @@ class PCT(PathStrategy):
             tasks=self.n,
             steps=self.k,
             pct_bound=p,
-            pct_runs_for_99=runs_for(p),
+            pct_runs_for_99=runs_for_99(self.n, self.k, self.depth),
             bound_text=self.bound_text(),
         )
 
