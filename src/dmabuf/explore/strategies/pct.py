@@ -57,7 +57,7 @@ MAX_DEPTH = 100
 
 def _denominator(n: int, k: int, d: int) -> int:
     """``n * k^(d-1)``, exactly (a Python int: no overflow however deep)."""
-    return max(1, n) * max(1, k) ** (d - 1)
+    return max(1, n) * int(max(1, k) ** (d - 1))  # (int ** int is typed Any: a negative power is a float)
 
 
 def pct_bound(n: int, k: int, d: int) -> float:
