@@ -447,6 +447,42 @@ def test_sleeping_in_atomic_context(sleeper: Callable[[], Any]) -> None:
         dmabuf.run_threads(body)
 
 
+@pytest.mark.parametrize(
+    "sleeper",
+    [
+        lambda: K.mutex_lock(K.Mutex("m")),
+        lambda: K.msleep(1),
+        lambda: K.might_sleep(),
+        lambda: K.dma_fence_wait(_fence(), False),
+    ],
+    ids=["mutex_lock", "msleep", "might_sleep", "dma_fence_wait"],
+)
+def test_blocking_op_when_not_task_running(sleeper: Callable[[], Any]) -> None:
+    """__might_sleep: a blocking call between set_current_state() and schedule() would reset the state
+    the caller's own wait loop set (the classic lost wake-up in a hand-written wait loop)."""
+
+    def body() -> None:
+        K.set_current_state(K.TASK_INTERRUPTIBLE)
+        sleeper()
+
+    f = _explore_failure(body, database=None)
+    assert f.kind == "kernel-warning", f
+    assert "do not call blocking ops when !TASK_RUNNING" in f.message, f.message
+    with pytest.raises(dmabuf.KernelWarning, match="TASK_RUNNING"):
+        dmabuf.run_threads(body)
+
+
+def test_blocking_op_after_the_state_is_running_again(run_on: Any) -> None:
+    def body() -> None:
+        K.set_current_state(K.TASK_UNINTERRUPTIBLE)
+        K.set_current_state(K.TASK_RUNNING)  # __set_current_state(TASK_RUNNING) before leaving the loop
+        m = K.Mutex("m")
+        K.mutex_lock(m)
+        K.mutex_unlock(m)
+
+    run_on(body)
+
+
 def test_sleeping_under_irqsave_and_rcu() -> None:
     def irqsave() -> None:
         s = K.SpinLock()

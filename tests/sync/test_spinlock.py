@@ -11,6 +11,7 @@ import dmabuf
 from dmabuf.errors import InvalidArgument, KernelWarning
 from dmabuf.kernel import (
     DEFINE_SPINLOCK,
+    TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
     current,
     in_atomic,
@@ -320,6 +321,7 @@ def test_sleeping_while_holding_spinlock_warns(run_on):
             set_current_state(TASK_UNINTERRUPTIBLE)
             with pytest.raises(KernelWarning, match="scheduling while atomic"):
                 schedule()
+            set_current_state(TASK_RUNNING)  # the raised WARN left the state set above
         might_sleep()  # fine outside
 
     run_on(body)

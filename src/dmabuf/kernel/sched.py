@@ -76,8 +76,11 @@ def in_atomic() -> bool:
 def might_sleep() -> None:
     """Warn (``BUG: sleeping function called from invalid context``) if the caller may not sleep.
 
+    Also warns (``do not call blocking ops when !TASK_RUNNING``) if the task state is not TASK_RUNNING: the
+    caller is between ``set_current_state`` and its ``schedule``.
+
     Locking: none held that forbids sleeping: no spinlock, no irqs off, no RCU read-side section.
-    Kernel: ``might_sleep()`` in include/linux/kernel.h (``__might_sleep``).
+    Kernel: ``might_sleep()`` in include/linux/kernel.h (``__might_sleep``, CONFIG_DEBUG_ATOMIC_SLEEP).
     """
     t = rt().current()
     if t.atomic_depth > 0 or t.rcu_depth > 0:
@@ -90,6 +93,16 @@ def might_sleep() -> None:
             True,
             f"sleeping function called from invalid context: task {t.name!r} is in {where}",
             "might_sleep: sleeping in atomic context",
+        )
+    elif t.kstate != TASK_RUNNING:
+        # __might_sleep: a blocking call would reset the state set for the caller's own wait loop, so the
+        # wait that follows could miss its wake-up (set_current_state(); mutex_lock(); schedule();)
+        WARN(
+            True,
+            f"do not call blocking ops when !TASK_RUNNING: task {t.name!r} set state={t.kstate} with "
+            "set_current_state and then called a function that may sleep; set TASK_RUNNING first "
+            "(__set_current_state(TASK_RUNNING)) or move the call out of the wait loop",
+            "might_sleep: blocking op when !TASK_RUNNING",
         )
 
 
