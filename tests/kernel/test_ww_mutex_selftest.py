@@ -10,8 +10,8 @@ Differences from the C file, all forced by Python or the model, each marked wher
 * ``cond_resched()`` and ``usleep_range()`` become ``msleep(1)``: the model's clock only advances while every
   task sleeps, so a busy loop that merely yields would never see its timeout;
 * the single-work tests use the workqueue; ``test_cycle`` and ``stress`` run their workers as tasks
-  (``dmabuf.spawn`` + join instead of ``queue_work`` + ``flush_workqueue``): the workqueue model runs at
-  most two workers per queue, and the cycle needs all of its workers at once;
+  (``dmabuf.spawn`` + join instead of ``queue_work`` + ``flush_workqueue``): the same interleavings with
+  fewer scheduling points per step (the workqueue's own queue/take/done steps would multiply the search);
 * ``prandom`` is a recorded choice (``dmabuf.choose``), so the explorer may try each order;
 * ``INIT_WORK_ONSTACK``/``destroy_work_on_stack`` are plain ``INIT_WORK`` (no stack objects in Python).
 """

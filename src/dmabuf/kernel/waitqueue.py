@@ -93,7 +93,14 @@ class WaitQueueHead:
         might_sleep()
         r = rt()
         t = r.current()
-        r.point("wait_event", self, READ)
+        # Joining the queue (prepare_to_wait) and leaving it (finish_wait) are list edits under the queue's
+        # lock, so the steps that do them are WRITEs on the queue, ordered against waitqueue_active() (a
+        # READ) and wake_up. This first step checks the condition and, if it is false, joins: it is a WRITE
+        # whether or not it joins, because which it does depends on the condition, which may read state
+        # the explorer does not see (a plain field): as a READ, DPOR would never run a waiter's check-and-
+        # join before a waitqueue_active() it does not otherwise conflict with. The wait below is a WRITE
+        # too: the step that ends it leaves the queue (and joins it again if the condition is still false).
+        r.point("wait_event", self, WRITE)
         if timeout < 0:
             timeout = 0
         expire, rel = _deadline(timeout)
@@ -127,7 +134,7 @@ class WaitQueueHead:
                         or (interruptible and (t.sigpending or self._igen != igen))
                     )
 
-                expired = not r.wait("wait_event", self, READ, ready, None if forever else _rel(expire))
+                expired = not r.wait("wait_event", self, WRITE, ready, None if forever else _rel(expire))
             finally:
                 # finish_wait
                 self._waiters -= 1

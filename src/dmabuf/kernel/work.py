@@ -3,9 +3,9 @@
 * :class:`WorkStruct`: a work item: its function, its PENDING bit, the instances of it queued and running,
   and the Pythonic :meth:`~WorkStruct.flush`, :meth:`~WorkStruct.cancel` and :meth:`~WorkStruct.cancel_sync`;
 * :class:`DelayedWork`: a work item that a timer queues after a delay;
-* the worker pool (``_pool``), the one object every queueing, cancelling, flushing and finishing of a work
-  item is a scheduling point on (the kernel's pool lock), and ``_Entry``, one queued or running instance
-  of a work item;
+* the worker pool (``_pool``), the one object every operation on workqueue state is a scheduling point on
+  (the kernel's pool lock), and ``_Entry``, one queued or running instance of a work item;
+* the delay timer of delayed work, whose expiry (which queues the work) is a point on the pool too;
 * the argument checks of delayed work (``_check_dwork``, ``_check_delay``).
 
 The workqueues that run work items are in :mod:`.workqueue_struct`, the kernel-named functions in
@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from .. import lockdep
 from ..errors import InvalidArgument
 from ..lockdep import LockMap
-from ..runtime import READ, WRITE, Runtime, Task, label_of, rt
+from ..runtime import LOCAL, READ, WRITE, Runtime, Task, label_of, rt
 from ._warn import WARN
-from .sched import might_sleep
+from .sched import HZ, might_sleep
 from .timer import TimerList
+from .timer import _register as _register_timer
 
 if TYPE_CHECKING:
     from .workqueue_struct import Workqueue
@@ -34,6 +35,7 @@ __all__ = ["DelayedWork", "WorkStruct"]
 
 #: one lockdep map per class name (maps of one class are interchangeable: lockdep compares class names)
 _maps: dict[str, LockMap] = {}
+_NS = 1_000_000_000
 
 
 def _work_map(name: str) -> LockMap:
@@ -44,7 +46,18 @@ def _work_map(name: str) -> LockMap:
 
 
 class _Pool:
-    """The one object every workqueue state change is a scheduling point on (the kernel's pool lock)."""
+    """The one object every operation on workqueue state is a scheduling point on (the kernel's pool lock).
+
+    A work item's PENDING bit, its queue membership, its running instances, each workqueue's queue, its
+    running items and its idle workers, and the delay timers of delayed work change together (a worker
+    taking an item clears PENDING and dequeues it in one step; an expiring delay timer queues the work), so
+    every step that reads or changes any of them is a point on this one object: READ for the ones that only
+    look (``work_pending``, the start of ``flush_work``/``flush_workqueue``, the waits of flush, cancel_sync,
+    drain and destroy), WRITE for the ones that change something (queueing, cancelling, a worker taking or
+    finishing an item, a delay timer firing). DPOR then orders every pair that could observe each other;
+    steps on different work items of different workqueues are ordered too, which costs interleavings but
+    is what the kernel's per-CPU pool lock does. Waits wake through ``r.notify(pool)`` (:func:`_changed`).
+    """
 
     _dm_label = "worker_pool"
 
@@ -56,6 +69,11 @@ def _pool(r: Runtime) -> _Pool:
         r.globals["_wq_pool"] = p
     assert isinstance(p, _Pool)
     return p
+
+
+def _changed(r: Runtime) -> None:
+    """Wake every task waiting on workqueue state (they all wait on the pool) to re-check it."""
+    r.notify(_pool(r))
 
 
 class _Entry:
@@ -135,8 +153,7 @@ class WorkStruct:
             self._done_inst = max(self._done_inst, self._entry.inst)
             self._queued = None
             self._entry = None
-            r.notify(wq)
-            r.notify(self)
+            _changed(r)
         self._pending = False
         return was
 
@@ -172,14 +189,14 @@ class WorkStruct:
         lockdep.might_lock(me, self._lockdep_map())  # __flush_work's lock_map_acquire/release
         if self._entry is not None:
             target = self._entry.inst
-            r.wait("flush_work", self, READ, lambda: self._done_inst >= target)
+            r.wait("flush_work", _pool(r), READ, lambda: self._done_inst >= target)
             return True
         if not self._running:
             return False
         # Only a running instance (a later one may have been cancelled, which moved _done_inst past it):
         # wait for that instance itself, as the kernel waits for the worker executing the work.
         last = max(self._running, key=lambda e: e.inst)
-        r.wait("flush_work", self, READ, lambda: all(e is not last for e in self._running))
+        r.wait("flush_work", _pool(r), READ, lambda: all(e is not last for e in self._running))
         return True
 
     def cancel(self) -> bool:
@@ -219,7 +236,8 @@ class WorkStruct:
         if self._running:
             self._disable += 1
             try:
-                r.wait("cancel_work_sync", self, READ, lambda: not self._running)
+                # WRITE: the step that ends the wait also re-enables queueing (the disable count)
+                r.wait("cancel_work_sync", _pool(r), WRITE, lambda: not self._running)
             finally:
                 self._disable -= 1
         return was
@@ -230,11 +248,30 @@ class WorkStruct:
 
 
 class _DworkTimer(TimerList):
+    """The delay timer of a delayed work. Armed and disarmed only inside pool steps (queue_delayed_work,
+    mod_delayed_work, cancel, flush_delayed_work), and its expiry (which queues the work) is a point on the
+    pool as well: its own softirq task (:func:`_dwork_softirq`), not the generic timer's, whose firing is a
+    point on the timer and so would not be ordered against a cancel at the same jiffy."""
+
     def __init__(self, dwork: DelayedWork) -> None:
         super().__init__()
         self.dwork = dwork
         self._what = "delayed work timer"
         self.setup(_delayed_work_timer_fn)
+
+    def _arm(self, r: Any) -> None:
+        self._armed = True
+        self._gen += 1
+        _register_timer(r, self)
+        if self._task is None or self._task.done:
+            self._task = r.spawn(_dwork_softirq, (self,), f"softirq:{label_of(self)}", daemon=True)
+        r.notify(self)
+
+    def pending(self) -> bool:
+        """``timer_pending(&dwork->timer)``: a READ on the pool, where this timer is armed and fired."""
+        r = rt()
+        r.point("timer_pending", _pool(r), READ)
+        return self._armed
 
 
 def _delayed_work_timer_fn(timer: Any) -> None:
@@ -243,6 +280,43 @@ def _delayed_work_timer_fn(timer: Any) -> None:
     wq = dwork.wq
     if wq is not None:
         wq._insert(rt(), dwork)
+
+
+def _dwork_softirq(timer: _DworkTimer) -> None:
+    """Daemon task that fires a delayed work's timer: as the generic timer softirq (sleep until the expiry
+    or a change, as LOCAL steps), but the firing is a WRITE point on the pool, and the queueing that the
+    callback does (``delayed_work_timer_fn`` -> ``__queue_work``, under the pool lock) is part of it."""
+    r = rt()
+    t = r.current()
+    pool = _pool(r)
+    while True:
+        gen = timer._gen
+
+        def changed(gen: int = gen) -> bool:
+            return timer._gen != gen
+
+        if not timer._armed:
+            r.wait("timer_idle", timer, LOCAL, changed)
+            continue
+        rel = max(0, timer.expires * _NS // HZ - r.now_ns())
+        if r.wait("timer_sleep", timer, LOCAL, changed, rel):
+            continue
+        r.point("delayed_work_timer", pool, WRITE)
+        if timer._gen != gen or not timer._armed:
+            continue  # modified, cancelled or flushed meanwhile
+        fn = timer.function
+        timer._armed = False
+        if fn is None:
+            continue
+        timer._running = t
+        t.atomic_depth += 1
+        try:
+            fn(timer)
+        finally:
+            t.atomic_depth -= 1
+            timer._running = None
+        r.notify(timer)
+        _changed(r)
 
 
 class DelayedWork(WorkStruct):
@@ -266,6 +340,7 @@ class DelayedWork(WorkStruct):
         if self.timer._armed and self.wq is not None:
             self.timer._disarm(r)
             self.wq._insert(r, self)
+            _changed(r)
         return WorkStruct.flush(self)
 
 

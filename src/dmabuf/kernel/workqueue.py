@@ -9,11 +9,15 @@ implement workqueues:
 
 Model:
 
-* A :class:`Workqueue` owns a few *worker* tasks (daemons): one for an ordered workqueue, two otherwise
-  (two are enough to expose every race between concurrent work items; more would only multiply the
-  interleavings). ``max_active`` is a per-CPU limit in the kernel, so ``max_active == 1`` without
-  ``alloc_ordered_workqueue`` does not serialise work items queued from different CPUs: it gets two
-  workers too. Workers take items in FIFO order; the first idle worker
+* A :class:`Workqueue` starts *worker* tasks (daemons) on demand: when an item is queued that could run
+  now and no free worker (one not running an item) is there to take it, a new worker starts, up to one
+  for an ordered workqueue and ``max(2, max_active)`` otherwise. In the kernel a worker pool wakes or
+  creates another worker when its running workers sleep; the model cannot see a work function sleep, so
+  it gives every runnable item a worker at once: items that block each other (two wait for a third)
+  still all run, and a workqueue has only as many workers as it ever had items queued or running at
+  once (none before its first item). ``max_active`` is a per-CPU limit in the kernel, so
+  ``max_active == 1`` without ``alloc_ordered_workqueue`` does not serialise work items queued from
+  different CPUs: it may have two workers. Workers take items in FIFO order; the first idle worker
   takes the next item (so the explorer does not branch on which of two identical idle workers runs it).
 * A work item's ``PENDING`` bit is set from queueing until a worker starts it (``queue_work`` returns
   False while it is set), and is cleared *before* the function runs, so a work may requeue itself.
@@ -28,8 +32,11 @@ Model:
   reported as a leak (in the kernel the work would run after its module or memory is gone). Delayed work
   whose timer is still armed is reported by the timer check the same way.
 
-Queueing, cancelling, flushing and finishing a work item are scheduling points on one object (the
-"worker pool", the kernel's pool lock); a worker taking an item is a point on its workqueue.
+Every operation on workqueue state is a scheduling point on one object (the "worker pool", the kernel's
+pool lock): queueing (also by an expiring delay timer), cancelling, a worker taking or finishing an item,
+``work_pending``, flush, drain and destroy, and their waits. A worker taking an item clears its PENDING bit
+and dequeues it in one step, so it must be ordered against every queue, cancel, flush and
+``work_pending`` of any item: one object with READ (only looks) and WRITE (changes) steps does that.
 
 Under the explorer idle daemons keep running until they block, so work queued just before the body returns
 still runs and only work that is stuck is reported at the end; on real threads daemons are killed as soon
@@ -174,8 +181,9 @@ def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: Any) -> Workqu
     """Create a workqueue named ``fmt % args``.
 
     ``max_active`` 0 means the default (``WQ_DFL_ACTIVE``); values above ``WQ_MAX_ACTIVE`` are clamped. The
-    model runs one worker task for an ordered queue and two otherwise (``max_active`` limits work items
-    per CPU, so 1 does not serialise a queue: Documentation/core-api/workqueue.rst).
+    model starts worker tasks as items need them, up to ``max(2, max_active)`` (``max_active`` limits work
+    items per CPU, so 1 does not serialise a queue: Documentation/core-api/workqueue.rst); an ordered
+    queue has one.
 
     Locking: may sleep. Kernel: ``alloc_workqueue``.
     """

@@ -2,7 +2,7 @@
 
 * the ``WQ_*`` flags and the ``max_active`` limits;
 * :class:`Workqueue` (alias ``WorkqueueStruct``): queueing (also after a delay), flush, drain and destroy,
-  and the end-of-run check that reports work still queued or running;
+  the workers it starts on demand, and the end-of-run check that reports work still queued or running;
 * ``_worker``, the body of a worker task: takes items in FIFO order, runs them, and WARNs when a work
   function returns with a lock held or in atomic context;
 * the system workqueues (``system_wq`` and friends), placeholders resolved to a per-run :class:`Workqueue`
@@ -23,7 +23,7 @@ from ..runtime import READ, WRITE, Runtime, Task, label_of, rt
 from . import config
 from ._warn import WARN
 from .sched import HZ, might_sleep
-from .work import DelayedWork, WorkStruct, _check_delay, _check_dwork, _Entry, _pool, _work_map
+from .work import DelayedWork, WorkStruct, _changed, _check_delay, _check_dwork, _Entry, _pool, _work_map
 
 __all__ = [
     "WQ_BH",
@@ -108,8 +108,10 @@ class Workqueue:
         if max_active <= 0:
             max_active = WQ_DFL_ACTIVE
         self.max_active = min(max_active, WQ_MAX_ACTIVE)
-        # max_active is per CPU: only an ordered workqueue runs one item at a time system-wide
-        nworkers = 1 if flags & _WQ_ORDERED else 2
+        # The most workers it may have at once. An ordered workqueue runs one item at a time system-wide.
+        # Otherwise max_active is per CPU (so 1 does not serialise items queued from two CPUs: at least 2).
+        self._max_workers = 1 if flags & _WQ_ORDERED else max(2, self.max_active)
+        self._workers: list[Task] = []
         self._queue: list[_Entry] = []
         self._running: list[_Entry] = []
         self._wseq = 0
@@ -120,9 +122,6 @@ class Workqueue:
         self._destroyed = False
         self._exited = 0
         self._register(r)
-        self._workers = [
-            r.spawn(_worker, (self,), f"kworker/{name}:{i}", daemon=True) for i in range(nworkers)
-        ]
 
     def _dm_holders(self) -> list[Task]:
         return [e.task for e in self._running if e.task is not None]
@@ -174,6 +173,20 @@ class Workqueue:
     def _idle_now(self) -> bool:
         return not self._queue and not self._running
 
+    def _start_workers(self, r: Runtime) -> None:
+        """Start a worker for every item that could run now and has no free worker to take it, up to
+        ``_max_workers``. In the kernel a pool wakes or creates another worker when its running workers
+        sleep and work is pending; the model cannot see a worker sleep, so it gives each runnable item a
+        worker at once (a worker that is not running an item is free; one running an item may block in it
+        for good). So a workqueue has as many workers as it ever had items queued or running at once, and
+        none before its first item: no idle task adds interleavings."""
+        free = len(self._workers) - len(self._running)
+        need = sum(1 for e in self._queue if not any(x.work is e.work for x in self._running))
+        while need > free and len(self._workers) < self._max_workers:
+            i = len(self._workers)
+            self._workers.append(r.spawn(_worker, (self,), f"kworker/{self.name}:{i}", daemon=True))
+            free += 1
+
     def _is_chained(self, me: Task) -> bool:
         return me.extra.get("worker_wq") is self and me.extra.get("current_work") is not None
 
@@ -195,7 +208,8 @@ class Workqueue:
         work._queued = self
         work._entry = e
         work._last_wq = self
-        r.notify(self)
+        self._start_workers(r)
+        _changed(r)
 
     def _check_not_own(self, me: Task, fn: str) -> bool:
         if me.extra.get("worker_wq") is self and me.extra.get("current_work") is not None:
@@ -292,7 +306,7 @@ class Workqueue:
         if r is None:
             return
         target = self._wseq
-        r.wait("flush_workqueue", self, READ, lambda: self._oldest() > target)
+        r.wait("flush_workqueue", _pool(r), READ, lambda: self._oldest() > target)
 
     def drain(self) -> None:
         """Wait until the workqueue is empty, also of work its own items queue meanwhile (chained work).
@@ -305,7 +319,8 @@ class Workqueue:
             return
         self._draining += 1
         try:
-            r.wait("drain_workqueue", self, READ, self._idle_now)
+            # WRITE: the step that ends the wait also ends the draining (queueing works again)
+            r.wait("drain_workqueue", _pool(r), WRITE, self._idle_now)
         finally:
             self._draining -= 1
 
@@ -329,12 +344,13 @@ class Workqueue:
             return
         self._destroying = True
         self._draining += 1
-        r.wait("drain_workqueue", self, READ, self._idle_now)
+        pool = _pool(r)
+        # WRITE: the step that ends the drain also tells the workers to stop
+        r.wait("drain_workqueue", pool, WRITE, self._idle_now)
         self._draining -= 1
         self._stopping = True
-        r.notify(self)
-        n = len(self._workers)
-        r.wait("destroy_workqueue", self, READ, lambda: self._exited == n)
+        _changed(r)
+        r.wait("destroy_workqueue", pool, WRITE, lambda: self._exited == len(self._workers))
         self._destroyed = True
 
     def __repr__(self) -> str:
@@ -359,13 +375,15 @@ def _worker(wq: Workqueue) -> None:
     while True:
         wq._idle.append(me)
         try:
-            # waits on the workqueue (every change that can make it ready notifies the workqueue)
-            r.wait("worker_take", wq, WRITE, ready)
+            # A WRITE on the pool: taking an item clears its PENDING bit and dequeues it, which every
+            # queue/cancel/flush/work_pending step looks at (every change that can make it ready notifies
+            # the pool)
+            r.wait("worker_take", pool, WRITE, ready)
         finally:
             wq._idle.remove(me)
         if wq._stopping:
             wq._exited += 1
-            r.notify(wq)
+            _changed(r)
             return
         e = wq._runnable()
         assert e is not None
@@ -377,8 +395,7 @@ def _worker(wq: Workqueue) -> None:
         e.task = me
         wq._running.append(e)
         work._running.append(e)
-        if wq._runnable() is not None:
-            r.notify(wq)  # the next idle worker is now first in line
+        _changed(r)  # PENDING cleared (for waiters); the next idle worker is now first in line
         me.extra["current_work"] = work
         held = len(me.held)
         if bh:
@@ -408,5 +425,4 @@ def _worker(wq: Workqueue) -> None:
         wq._running.remove(e)
         work._running.remove(e)
         work._done_inst = max(work._done_inst, e.inst)
-        r.notify(work)
-        r.notify(wq)
+        _changed(r)
