@@ -6,14 +6,18 @@ Layout (like Hypothesis' directory database: a cache you never need to invalidat
       <body key>/                sha256 of the body's key (body_key: "module:qualname", plus the values a
                                  closure captured), first 16 hex digits
         body.txt                 the readable "module:qualname" (for people browsing the directory)
-        <schedule hash>.json     {"format": 1, "kind": ..., "schedule": ...}
-        frontier.json            a saved search frontier (interrupted exhaustive search), see resume
+        <schedule hash>.json     {"format": 1, "kind": ..., "schedule": ..., "body": <body key>}
+        frontier.json            a saved search frontier (interrupted exhaustive search), see resume;
+                                 it names its body key too
+        .tmp-*.json              a write in progress (ignored; one left by a crashed write is removed
+                                 once it is older than STALE_TMP_SECONDS)
 
 Entries are replayed by the *next* run: a process never replays the entries it wrote itself, so repeated
 ``explore`` calls on one body inside one process (a test suite, a seed sweep) stay independent searches.
 
 Writes are atomic (temporary file + rename). An entry that no longer reproduces is deleted; a corrupt or
-foreign entry is skipped with a warning (and left alone). A root that cannot be written to gives one warning
+foreign entry (unreadable JSON, another format version, an unknown kind, another body's key) is skipped with
+a warning (and left alone). A root that cannot be written to gives one warning
 and the explorer carries on: nothing it found is lost, it is still returned.
 """
 
@@ -24,6 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +41,10 @@ __all__ = ["DEFAULT_ROOT", "FORMAT", "DatabaseWarning", "FailureDatabase", "body
 
 FORMAT = 1
 DEFAULT_ROOT = ".dmabuf"
+#: the failure kinds an entry may hold (``nondeterminism`` is never stored: it does not reproduce)
+STORED_KINDS = ("exception", "deadlock", "kernel-warning", "leak", "livelock")
+#: a temporary file of an atomic write older than this is what a crashed write left: removed by ``load``
+STALE_TMP_SECONDS = 600.0
 #: entries written by this process (resolved paths): not replayed by it
 _WRITTEN: set[str] = set()
 
@@ -89,15 +98,16 @@ def _value_key(v: Any, depth: int = 0) -> str:
 
 
 def resolve(database: str | os.PathLike[str] | bool | None) -> FailureDatabase | None:
-    """``True``/default -> $DMABUF_DATABASE or ``.dmabuf``; ``None``/``False``/"off" -> no database."""
+    """``True``/default -> $DMABUF_DATABASE or ``.dmabuf``; ``None``/``False``/``""``/"off"/"none" -> no
+    database (the same strings turn it off in $DMABUF_DATABASE, which also takes "0")."""
     if database is None or database is False:
         return None
     if database is True:
         env = os.environ.get("DMABUF_DATABASE", DEFAULT_ROOT)
-        if env.lower() in ("", "off", "none", "0"):
+        if env.strip().lower() in ("", "off", "none", "0"):
             return None
         return FailureDatabase(env)
-    if isinstance(database, str) and database.lower() in ("off", "none"):
+    if isinstance(database, str) and database.strip().lower() in ("", "off", "none"):
         return None
     if not isinstance(database, (str, os.PathLike)):
         raise InvalidArgument(
@@ -105,6 +115,26 @@ def resolve(database: str | os.PathLike[str] | bool | None) -> FailureDatabase |
             f"got {type(database).__name__} {database!r}"
         )
     return FailureDatabase(database)
+
+
+def _is_format(v: Any) -> bool:
+    """The format field of an entry this version reads: the int FORMAT (``True`` equals 1 but is no format)."""
+    return type(v) is int and v == FORMAT
+
+
+def _short(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _remove_if_stale(p: Path) -> None:
+    """Remove a temporary file of an atomic write that a crashed process left behind (old enough that no
+    write in progress can own it)."""
+    try:
+        if time.time() - p.stat().st_mtime > STALE_TMP_SECONDS:
+            p.unlink()
+    except OSError:
+        pass
 
 
 @functools.lru_cache(maxsize=1024)
@@ -125,24 +155,35 @@ class FailureDatabase:
 
     # ---------------------------------------------------------------- failures
     def load(self, key: str) -> list[tuple[Path, str, str]]:
-        """Stored (path, kind, schedule) for ``key``; corrupt or foreign entries are skipped with a warning."""
+        """Stored (path, kind, schedule) for ``key``; corrupt or foreign entries (unreadable, another format
+        version, an unknown kind, another body's key) are skipped with a warning and left in place.
+        Temporary files of atomic writes are ignored (and removed once stale: a crashed write left them)."""
         d = self._dir(key)
         if not d.is_dir():
             return []
         out = []
         for p in sorted(d.glob("*.json")):
+            if p.name.startswith(".tmp-"):
+                _remove_if_stale(p)
+                continue
             if p.name == "frontier.json" or str(p.resolve()) in _WRITTEN:
                 continue
             try:
                 data = json.loads(p.read_text())
-                if not isinstance(data, dict) or data.get("format") != FORMAT:
+                if not isinstance(data, dict) or not _is_format(data.get("format")):
                     raise ValueError(f"format {data.get('format') if isinstance(data, dict) else '?'!r}")
                 kind, schedule = data["kind"], data["schedule"]
                 if not isinstance(kind, str) or not isinstance(schedule, str):
                     raise ValueError("kind and schedule must be strings")
-            except (OSError, ValueError, KeyError, TypeError) as e:
+                if kind not in STORED_KINDS:
+                    raise ValueError(f"unknown failure kind {kind!r}")
+                owner = data.get("body", key)  # entries of older versions name no body: taken as this one's
+                if owner != key:
+                    raise ValueError(f"it is an entry of another body ({owner!r}), not of {key!r}")
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
                 warnings.warn(
-                    f"dmabuf failure database: skipping unreadable entry {p} ({e}); delete it if it is stale",
+                    f"dmabuf failure database: skipping unreadable or foreign entry {p} ({_short(e)}); delete "
+                    "it if it is stale",
                     DatabaseWarning,
                     stacklevel=3,
                 )
@@ -185,9 +226,9 @@ class FailureDatabase:
             return None
         try:
             data = json.loads(p.read_text())
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
+            if not isinstance(data, dict) or not _is_format(data.get("format")):
                 raise ValueError("foreign format")
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             warnings.warn(
                 f"dmabuf failure database: ignoring unreadable frontier {p} ({e})",
                 DatabaseWarning,

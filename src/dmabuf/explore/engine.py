@@ -17,12 +17,12 @@ from .database import DatabaseWarning, FailureDatabase, body_key, resolve
 from .failure import ExploreResult, Failure
 from .progress import progress_bar
 from .replaying import (
-    _build_failure,
     _check_body,
     _effective,
     _lockdep_outcome,
     _replay_runs,
     _to_failure,
+    build_failure_or_keep,
     replay,  # re-exported: dmabuf.explore.engine.replay is where it always was
     shrink_budget,
     track_lock_orders,
@@ -50,6 +50,21 @@ def _make_strategy(strategy: str, preemption_bound: int | None, seed: int, **kw:
 
 #: executions of ``random``/``pct`` when neither ``max_executions`` nor ``time_budget`` is given
 DEFAULT_SAMPLES = 1_000
+
+#: the warning (a ``DatabaseWarning``) when a saved frontier cannot be resumed for this body
+STALE_FRONTIER = "saved frontier does not fit this body; starting afresh"
+
+
+class _StaleFrontier(Exception):
+    """The first execution of a resumed search diverged from the saved frontier (the body changed)."""
+
+
+def _check_flag(name: str, value: Any, allow_none: bool = False) -> None:
+    if isinstance(value, bool) or (allow_none and value is None):
+        return
+    raise InvalidArgument(
+        f"{name} must be True or False{' (or None)' if allow_none else ''}, got {type(value).__name__} {value!r}"
+    )
 
 
 def explore(
@@ -87,8 +102,11 @@ def explore(
         depth: PCT bug depth, an int >= 1 (``pct`` only; default 3: bugs that need up to two preemptions).
         shrink: minimise the failure before returning it (fewer preemptions, steps, tasks, data values).
         database: where failing schedules are stored and replayed first next time: ``True`` (default:
-            ``$DMABUF_DATABASE`` or ``.dmabuf``), a directory, or ``None`` for none.
-        resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C).
+            ``$DMABUF_DATABASE`` or ``.dmabuf``), a directory, or ``None`` for none (``False``, ``""``,
+            ``"off"`` and ``"none"`` too).
+        resume: continue an exhaustive search from the frontier saved when it was interrupted (Ctrl-C). A
+            frontier of another body, a malformed one, or one that diverges at once (the body changed) gives a
+            ``DatabaseWarning`` and a fresh search. Not with ``workers > 1`` (a parallel search saves none).
         progress: live progress bar (``None``: only when stderr is a terminal).
         probes: interleave probe executions with an exhaustive search (one after every 4 of its
             executions; every 8 after 1,000 and every 16 after 10,000), alternating a seeded random walk (within
@@ -103,6 +121,10 @@ def explore(
         with a trace and a replay string.
     """
     _check_body(body)
+    _check_flag("shrink", shrink)
+    _check_flag("resume", resume)
+    _check_flag("progress", progress, allow_none=True)
+    _check_flag("probes", probes, allow_none=True)
     check_positive_int("preemption_bound", preemption_bound)
     check_positive_int("max_executions", max_executions, minimum=1)
     check_positive_int("max_steps", max_steps, allow_none=False, minimum=1)
@@ -130,13 +152,30 @@ def explore(
     t0 = time.perf_counter()
     notes: list[str] = [budget_note] if budget_note else []
     if resume and (db is None or workers != 1):
-        why = "there is no failure database (database=None)" if db is None else "workers > 1 does not resume"
+        why = (
+            "there is no failure database (database=None)"
+            if db is None
+            else "a parallel search (workers > 1) cannot be resumed (a frontier saved by workers=1 is kept for "
+            "a workers=1 run)"
+        )
         notes.append(f"resume=True ignored: {why}; the search started from the beginning")
     # phase 1: replay stored failures of this body first (with workers too: the database is per body)
     if db is not None:
         activate(rt)
         try:
             found = _replay_stored(rt, body, db, key, notes, preemption_bound)
+        except KeyboardInterrupt:
+            try:
+                rt.abandon()
+            except Exception:
+                pass
+            notes.append(
+                "interrupted (Ctrl-C) while replaying the failures stored for this body; the search did not "
+                "start (the stored entries are kept): run again to search"
+            )
+            return ExploreResult(
+                True, False, 0, None, strat.name, time.perf_counter() - t0, {"interrupted": True}, notes
+            )
         finally:
             deactivate(rt)
         if found is not None:
@@ -181,30 +220,60 @@ def explore(
     try:
         # phase 2: search
         executions = 0
+        resumed = False
         if resume and db is not None:
-            executions = _restore_frontier(strat, db, key, notes)
-        run = _Search(rt, strat, body, executions, max_executions, time_budget, t0)
+            executions, resumed = _restore_frontier(strat, db, key, notes)
+            if not resumed:  # a frontier that failed to restore may have left the strategy half-restored
+                strat = _make_strategy(strategy, preemption_bound, seed, depth=depth, max_steps=max_steps)
+                rt.decider = strat
         if probes is None:
             probes = strat.name == "dpor"
-        if probes and getattr(strat, "exhaustive", False):
-            from .strategies.extra import RandomWalk
 
-            run.probe = RandomWalk(seed, preemption_bound)  # probes keep the user's bound too
-            run.bounded = _BoundedProbes(preemption_bound)
+        def new_search(executions: int) -> _Search:
+            run = _Search(rt, strat, body, executions, max_executions, time_budget, t0)
+            if probes and getattr(strat, "exhaustive", False):
+                from .strategies.extra import RandomWalk
+
+                run.probe = RandomWalk(seed, preemption_bound)  # probes keep the user's bound too
+                run.bounded = _BoundedProbes(preemption_bound)
+            return run
+
+        run = new_search(executions)
+        run.resumed = resumed
         with progress_bar(progress, strat.name, max_executions) as bar:
             run.bar = bar
             try:
-                run.loop()
+                try:
+                    run.loop()
+                except _StaleFrontier:
+                    # the saved frontier diverged at once: not the body's nondeterminism, a stale frontier
+                    warnings.warn(f"dmabuf: {STALE_FRONTIER}", DatabaseWarning, stacklevel=2)
+                    notes[:] = [n for n in notes if not n.startswith("resumed after")]
+                    notes.append(
+                        f"resume: {STALE_FRONTIER} (replaying it diverged: the body changed since it was saved)"
+                    )
+                    strat = _make_strategy(strategy, preemption_bound, seed, depth=depth, max_steps=max_steps)
+                    rt.decider = strat
+                    rt.lockdep_graph = None  # type: ignore[attr-defined]
+                    run = new_search(0)
+                    run.bar = bar
+                    run.loop()
                 if run.probe is not None:
                     run.certify(preemption_bound, notes)
             except KeyboardInterrupt:
                 _interrupted(rt, strat, db, key, run, notes)
         failure = None
         secs = shrink_budget(time_budget, t0)
-        if run.failed is not None:
-            failure = _build_failure(rt, body, run.failed[0], run.failed[1], shrink, secs)
-        elif run.lockdep is not None and not run.interrupted:
-            failure = _build_failure(rt, body, run.lockdep[0], run.lockdep[1], shrink, secs)
+        pending = run.failed if run.failed is not None else run.lockdep
+        if pending is not None:
+            failure, cut = build_failure_or_keep(rt, body, pending[0], pending[1], shrink, secs)
+            if cut:
+                run.interrupted = True
+                notes.append(
+                    "interrupted (Ctrl-C) while the failure was shrunk: it is returned "
+                    + ("as shrunk so far" if failure.trace else "unshrunk")
+                    + " (see failure.shrink_note) and stored in the database as usual"
+                )
         if failure is not None and db is not None:
             db.save_failure(key, failure)
         if run.complete and db is not None:
@@ -267,6 +336,8 @@ class _Search:
         self.bounded: _BoundedProbes | None = None
         self.probe_every = 4
         self.probes = 0
+        #: continuing from a saved frontier: its first execution checks that the frontier fits the body
+        self.resumed = False
 
     def _probe(self) -> bool:
         """One probe execution alongside the exhaustive search; True if it failed (then recorded)."""
@@ -286,9 +357,18 @@ class _Search:
         failed = outcome.kind not in ("ok", "pruned")
         if failed:
             self.failed = ([b.entry() for b in probe.decisions()], outcome)
+        else:
+            self._note_lockdep(outcome, probe)
         if not probe.advance(outcome) and self.bounded is not None and probe is self.bounded.current():
             self.bounded.next()
         return failed
+
+    def _note_lockdep(self, outcome: Outcome, decider: Any) -> None:
+        """Keep the first deferred lock-order report (it rides on an ``ok`` outcome), whichever execution
+        found it: the search's, a probe's or the certifying DFS's. The lock-order graph is shared, so the
+        same cycle is not reported again by a later execution: dropping it would lose it."""
+        if self.lockdep is None and outcome.ok and "lockdep" in outcome.extra:
+            self.lockdep = ([b.entry() for b in decider.decisions()], _lockdep_outcome(outcome))
 
     def loop(self) -> None:
         rt, strat, body = self.rt, self.strat, self.body
@@ -316,6 +396,10 @@ class _Search:
                     self.complete = getattr(strat, "exhaustive", True)
                     return
                 continue
+            if self.resumed:
+                if outcome.kind == "nondeterminism":
+                    raise _StaleFrontier(outcome.message)
+                self.resumed = False
             self.executions += 1
             if track and rt.step_log is not None:
                 h = _class_hash(rt.step_log)
@@ -383,6 +467,7 @@ class _Search:
                 if outcome.kind not in ("ok", "pruned"):
                     self.failed = ([b.entry() for b in dfs.decisions()], outcome)
                     break
+                self._note_lockdep(outcome, dfs)
                 if not dfs.advance(outcome):
                     finished = True
                     break
@@ -478,23 +563,93 @@ def _replay_stored(
     return None
 
 
-def _restore_frontier(strat: PathStrategy, db: FailureDatabase, key: str, notes: list[str]) -> int:
+def _restore_frontier(strat: PathStrategy, db: FailureDatabase, key: str, notes: list[str]) -> tuple[int, bool]:
+    """Restore ``strat`` from the frontier saved for ``key``. Returns (executions it had run, restored). Not
+    restored: the caller must make a fresh strategy (a failed restore may have changed it half-way). A
+    frontier of another body, or one that is not well-formed, gives a ``DatabaseWarning``."""
     fr = db.load_frontier(key)
     if fr is None:
         notes.append("resume: no saved frontier for this body; starting from the beginning")
-        return 0
+        return 0, False
     restore = getattr(strat, "restore", None)
+    if fr.get("body") != key:
+        return _stale(notes, f"it was saved for body {fr.get('body')!r}, not {key!r}"), False
     if fr.get("strategy") != strat.name or restore is None:
         notes.append(f"resume: the saved frontier is for strategy {fr.get('strategy')!r}; starting afresh")
-        return 0
+        return 0, False
+    problem = _frontier_problem(fr, strat.name)
+    if problem is not None:
+        return _stale(notes, problem), False
     try:
         restore(fr["state"])
-    except (KeyError, TypeError, ValueError) as e:
+    except ValueError as e:  # the strategy's own check: saved with other bounds (a well-formed frontier)
         notes.append(f"resume: saved frontier unusable ({e}); starting afresh")
-        return 0
-    n = int(fr.get("executions", 0))
+        return 0, False
+    except Exception as e:  # anything else the validation let through: still not the user's problem
+        return _stale(notes, f"{type(e).__name__}: {e}"), False
+    n = fr["executions"]
     notes.append(f"resumed after {n} executions from the saved frontier")
-    return n
+    return n, True
+
+
+def _stale(notes: list[str], why: str) -> int:
+    warnings.warn(f"dmabuf: {STALE_FRONTIER} ({why})", DatabaseWarning, stacklevel=4)
+    notes.append(f"resume: {STALE_FRONTIER} ({why})")
+    return 0
+
+
+def _is_int(v: Any, minimum: int | None = None) -> bool:
+    return type(v) is int and (minimum is None or v >= minimum)
+
+
+def _int_list(v: Any, minimum: int | None = 0) -> bool:
+    return isinstance(v, list) and all(_is_int(x, minimum) for x in v)
+
+
+def _frontier_problem(fr: dict[str, Any], strategy: str) -> str | None:
+    """What is wrong with a saved frontier's structure (None: well-formed for ``strategy``'s ``restore``)."""
+    if not _is_int(fr.get("executions"), 0):
+        return f"executions must be an int >= 0, got {fr.get('executions')!r}"
+    state = fr.get("state")
+    if not isinstance(state, dict):
+        return "state must be an object"
+    bound = state.get("bound")
+    if bound is not None and not _is_int(bound, 0):
+        return f"bound must be an int >= 0 or null, got {bound!r}"
+    field, width = ("nodes", 10) if strategy == "dpor" else ("path", 9)
+    items = state.get(field)
+    if not isinstance(items, list):
+        return f"state.{field} must be a list"
+    for i, item in enumerate(items):
+        if not isinstance(item, list) or len(item) != width:
+            return f"state.{field}[{i}] must be a list of {width} values"
+        kind, tids, n, cur, pre, chosen, op = item[:7]
+        ok = (
+            kind in ("t", "c")
+            and _int_list(tids)
+            and _is_int(n, 1)
+            and _is_int(cur, -1)
+            and _is_int(pre, 0)
+            and _is_int(chosen, 0)
+            and isinstance(op, str)
+        )
+        if ok and kind == "c":
+            ok = chosen < n
+        elif ok:  # dpor names the chosen task by its id, dfs by its index among the options
+            ok = len(tids) == n and (chosen in tids if strategy == "dpor" else chosen < n)
+        if ok and strategy == "dpor":
+            ok = all(_int_list(x) for x in item[7:])
+        elif ok:
+            k, order = item[7], item[8]
+            ok = _is_int(k, 0) and k < n and (
+                order is None or (_int_list(order) and len(set(order)) == len(order) and all(x < n for x in order))
+            )
+        if not ok:
+            return f"state.{field}[{i}] is not a saved {'node' if strategy == 'dpor' else 'branch'}"
+    stats = state.get("stats", {})
+    if not isinstance(stats, dict) or not all(_is_int(v) for v in stats.values()):
+        return "state.stats must map names to ints"
+    return None
 
 
 def _interrupted(
@@ -510,15 +665,31 @@ def _interrupted(
         rt.abandon()
     except Exception:
         pass
+    found = ""
+    if run.failed is None and run.lockdep is not None:
+        found = (
+            "; a lock-order (lockdep) report it had found is returned as the failure (and stored): the search "
+            "was stopped before it could look further for a real deadlock"
+        )
+    if run.complete:
+        # the certifying DFS after a finished bounded DPOR search: nothing of the search is left to resume
+        notes.append(
+            f"interrupted during the certifying dfs, after the bounded dpor search had finished ({run.executions} "
+            "executions): no frontier saved (there is nothing left of that search to resume); result.complete "
+            "says the bounded dpor tree was finished, but the certification did not finish" + found
+        )
+        return
     snap = getattr(strat, "snapshot", None)
     if db is not None and snap is not None:
         state = snap(run.frontier_len)
-        where = db.save_frontier(key, {"strategy": strat.name, "executions": run.executions, "state": state})
+        where = db.save_frontier(
+            key, {"strategy": strat.name, "body": key, "executions": run.executions, "state": state}
+        )
         if where is not None:
             notes.append(
                 f"interrupted after {run.executions} executions; frontier saved to {where}: run again with "
-                "resume=True (dmabuf explore --resume) to continue"
+                "resume=True (dmabuf explore --resume) to continue" + found
             )
             return
     why = "no database" if db is None else f"strategy {strat.name!r} has no frontier to resume; dfs and dpor have"
-    notes.append(f"interrupted after {run.executions} executions; no frontier saved ({why})")
+    notes.append(f"interrupted after {run.executions} executions; no frontier saved ({why})" + found)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import queue
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +51,18 @@ __all__ = ["explore_parallel"]
 
 #: set in the parent before forking; read by the workers
 _JOB: dict[str, Any] = {}
+#: the coordinator's tally of the running search (a Ctrl-C in the coordinator keeps what it holds)
+_TALLY: list[Tally] = []
+
+
+def _worker_ignores_sigint() -> None:
+    """In a forked worker of a running search: Ctrl-C is the coordinator's to handle (it stops the workers
+    and reports what they found), so a worker ignores SIGINT instead of dying with a traceback."""
+    if _JOB:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+os.register_at_fork(after_in_child=_worker_ignores_sigint)
 
 
 def _make(strategy: str, bound: int | None, seed: int, depth: int | None, forced: list[Entry]) -> Any:
@@ -135,6 +149,7 @@ class Tally:
         #: lock-order report too (one process learns them all in one graph)
         self.graph = OrderGraph()
         self._origin: dict[tuple[str, str], list[Entry]] = {}
+        _TALLY[:] = [self]  # the latest search's: explore_parallel reads it after a Ctrl-C
 
     def add(self, result: UnitResult) -> bool:
         """Count one unit's result; True when it is a failure (the search stops)."""
@@ -393,11 +408,18 @@ def explore_parallel(
     complete = False
     skipped = 0
     nunits = 0
+    interrupted = False
+    _TALLY.clear()
     if strategy == "dpor":
         work: list[Any] = []
         fn: Callable[[Any], UnitResult] = _run_unit
     elif exhaustive:
-        units, failed, executions, skipped = _expand(body, strategy, bound, seed, depth, max_steps, 4 * workers)
+        try:
+            units, failed, executions, skipped = _expand(
+                body, strategy, bound, seed, depth, max_steps, 4 * workers
+            )
+        except KeyboardInterrupt:  # Ctrl-C while the coordinator split the tree
+            units, interrupted = [], True
         work = [[list(e) for e in u] for u in units]
         fn = _run_unit
         nunits = len(work)
@@ -405,7 +427,7 @@ def explore_parallel(
         work = list(range(workers))
         fn = _run_seeded
         nunits = workers
-    if failed is None:
+    if failed is None and not interrupted:
         _JOB.clear()
         _JOB.update(
             body=body,
@@ -418,21 +440,35 @@ def explore_parallel(
             work=work,
             fn=fn,
         )
-        if strategy == "dpor":
-            from .parallel_dpor import run_dpor_workers
+        try:
+            if strategy == "dpor":
+                from .parallel_dpor import run_dpor_workers
 
-            executions, failed, stopped, dropped, nunits = run_dpor_workers(
-                workers, max_executions, time_budget, t0
-            )
-        else:
-            executions, failed, stopped, dropped = _run_workers(workers, max_executions, time_budget, t0)
+                executions, failed, stopped, dropped, nunits = run_dpor_workers(
+                    workers, max_executions, time_budget, t0
+                )
+            else:
+                executions, failed, stopped, dropped = _run_workers(workers, max_executions, time_budget, t0)
+        except KeyboardInterrupt:
+            # Ctrl-C in the coordinator (the workers ignore it and were stopped on the way out): keep what
+            # the units reported, a failure or a lock-order report included
+            interrupted, stopped = True, True
+            tally = _TALLY[0] if _TALLY else Tally()
+            executions, failed, dropped = tally.executions, tally.failure(), tally.skipped
         skipped += dropped
         complete = exhaustive and not stopped
+    _TALLY.clear()
     failure = None
     notes: list[str] = [bound_skipped_note(bound)] if skipped else []
+    if interrupted:
+        notes.append(
+            f"interrupted (Ctrl-C) after {executions} executions of {workers} worker processes; a parallel "
+            "search (workers > 1) saves no frontier and cannot be resumed: run it again to restart it"
+            + (" (what the workers found is returned)" if failed is not None else "")
+        )
     if failed is not None:
         from .engine import _make_strategy
-        from .replaying import _build_failure, lockdep_outcome_of_runs, shrink_budget
+        from .replaying import build_failure_or_keep, lockdep_outcome_of_runs, shrink_budget
 
         kind = "kernel-warning" if failed[1] == "lockdep" else failed[1]
         found = lockdep_outcome_of_runs([*failed[2], failed[0]]) if failed[1] == "lockdep" else Outcome(kind)
@@ -440,9 +476,18 @@ def explore_parallel(
         track_lock_orders(rt)
         activate(rt)
         try:
-            failure = _build_failure(rt, body, failed[0], found, shrink, shrink_budget(time_budget, t0))
+            failure, cut = build_failure_or_keep(
+                rt, body, failed[0], found, shrink, shrink_budget(time_budget, t0)
+            )
         finally:
             deactivate(rt)
+        if cut:
+            interrupted = True
+            notes.append(
+                "interrupted (Ctrl-C) while the failure was shrunk: it is returned "
+                + ("as shrunk so far" if failure.trace else "unshrunk")
+                + " (see failure.shrink_note) and stored in the database as usual"
+            )
         if failed[1] == "lockdep" and failure.kind != kind:
             # the lock orders came from executions the worker could not name (none should be left)
             notes.append(
@@ -464,6 +509,7 @@ def explore_parallel(
             "workers": workers,
             "units": nunits,
             **({"bound_skipped": skipped} if strategy == "dpor" else {}),
+            **({"interrupted": True} if interrupted else {}),
         },
         notes=notes,
     )

@@ -4,6 +4,7 @@ the schedules is :mod:`.engine`."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from .shrink import MAX_SHRINK_SECONDS, shrink
 from .strategies import ReplayStrategy
 from .strategies.base import check_positive_int
 
-__all__ = ["lockdep_outcome_of_runs", "lockdep_runs", "replay", "shrink_budget", "track_lock_orders"]
+__all__ = ["build_failure_or_keep", "lockdep_outcome_of_runs", "lockdep_runs", "replay", "shrink_budget", "track_lock_orders"]
 
 
 def _check_body(body: Any) -> None:
@@ -25,6 +26,23 @@ def _check_body(body: Any) -> None:
         raise InvalidArgument(
             f"explore/replay need a zero-argument callable as body, got {type(body).__name__}: "
             "wrap the code in a function (def body(): ...) and pass the function itself"
+        )
+    try:
+        sig = inspect.signature(body)
+    except (TypeError, ValueError):  # a builtin or an extension without a readable signature: accepted
+        return
+    required = [
+        p.name
+        for p in sig.parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if required:
+        raise InvalidArgument(
+            f"explore needs a zero-argument callable as body (it calls body() once per execution), but "
+            f"{getattr(body, '__qualname__', type(body).__name__)}{sig} requires "
+            f"{', '.join(repr(n) for n in required)}: bind them first (functools.partial(f, ...) or "
+            "lambda: f(...))"
         )
 
 
@@ -280,6 +298,42 @@ def _build_failure(
         return f
     finally:
         rt.lockdep_graph = graph  # type: ignore[attr-defined]
+
+
+def build_failure_or_keep(
+    rt: ControlledRuntime,
+    body: Callable[[], Any],
+    entries: list[Entry],
+    outcome: Outcome,
+    shrink_it: bool = True,
+    shrink_seconds: float = MAX_SHRINK_SECONDS,
+) -> tuple[Failure, bool]:
+    """:func:`_build_failure`, but a Ctrl-C (KeyboardInterrupt) does not lose the failure: interrupted while
+    shrinking, the shrinker keeps the simplest schedule so far (its note says it was interrupted); interrupted
+    before or after, the failure is returned as found, without a trace. Returns the failure and whether it
+    was interrupted."""
+    try:
+        f = _build_failure(rt, body, entries, outcome, shrink_it, shrink_seconds)
+        return f, "interrupted" in f.shrink_note and "Ctrl-C" in f.shrink_note
+    except KeyboardInterrupt:
+        try:
+            rt.abandon()
+        except Exception:
+            pass
+    training = _training_runs(outcome.exception) if outcome.kind == "kernel-warning" else []
+    message = outcome.message or f"{outcome.kind} found by the search"
+    f = Failure(
+        kind=outcome.kind,
+        message=message,
+        schedule=encode_runs([*training, entries]) if training else encode(entries),
+        exception=outcome.exception,
+        task=outcome.task.name if outcome.task is not None else None,
+    )
+    f.shrink_note = (
+        "Interrupted (Ctrl-C) while this failure was replayed and shrunk: returned as the search found it, "
+        "not shrunk and without a trace; dmabuf.replay(body, schedule) runs it again with one."
+    )
+    return f, True
 
 
 def replay(body: Callable[[], Any], schedule: str, *, max_steps: int = DEFAULT_MAX_STEPS) -> Failure | None:

@@ -65,12 +65,21 @@ class ShrinkResult:
     passes: dict[str, list[int]] = field(default_factory=dict)  # name -> [calls, successes]
     training: list[list[Entry]] = field(default_factory=list)
     training_before: int = 0
+    #: a Ctrl-C (KeyboardInterrupt) stopped it: ``entries`` is the simplest schedule found until then
+    interrupted: bool = False
 
     def note(self) -> str:
+        if self.interrupted:
+            return "Shrinking was interrupted (Ctrl-C): " + self._note()
+        return self._note()
+
+    def _note(self) -> str:
         b, a = self.before, self.after
         dropped = self.training_before - len(self.training)
         cut = self.passes.get("truncate_execution", [0, 0])[1]
         if a == b and not dropped and not cut:
+            if self.interrupted:
+                return f"not simplified ({self.runs} candidate replays tried)."
             return f"Shrinking: already minimal ({self.runs} candidate replays tried)."
         what = (
             f"Shrunk from {b.steps} steps / {b.preemptions} preemptions / {b.tasks} tasks to {a.steps} steps / "
@@ -131,15 +140,19 @@ def shrink(
 ) -> ShrinkResult:
     """Shrink ``entries`` (which make ``body`` fail with ``outcome``) on runtime ``rt``; ``training``: the
     earlier executions a lock-order report needs (replayed before each candidate, see the module
-    docstring)."""
+    docstring). A Ctrl-C (KeyboardInterrupt) stops it: the simplest schedule found so far is returned, with
+    ``interrupted`` set."""
     target = _signature(outcome)
     saved = rt.decider
     t0 = time.perf_counter()
     runs = 0
     passes: dict[str, list[int]] = {}
     taught = list(training or [])
+    good_taught = taught  # the training executions of ``best`` (``taught`` may be a candidate being tried)
 
     taught_as_run: list[list[Entry]] = []
+    k0 = _Key(10**9, 10**9, 10**9, len(entries), 0)
+    best_key, best, before = k0, entries, k0
 
     def run(cand: list[Entry]) -> tuple[_Key, list[Entry]] | None:
         nonlocal runs, taught_as_run
@@ -160,8 +173,7 @@ def shrink(
     try:
         first = run(entries)
         if first is None:  # should not happen (the caller just reproduced it); keep the original
-            k = _Key(10**9, 10**9, 10**9, len(entries), 0)
-            return ShrinkResult(entries, k, k, runs)
+            return ShrinkResult(entries, k0, k0, runs)
         best_key, best = first
         before = best_key
 
@@ -182,6 +194,7 @@ def shrink(
             else:
                 best_key, best = res
                 stat[1] += 1
+            good_taught = taught
         # ... and each of them as short as it can be (cut after k decisions, the rest without preemptions)
         stat = passes.setdefault("truncate_execution", [0, 0])
         for i in range(len(taught)):
@@ -201,7 +214,9 @@ def shrink(
                 else:
                     taught = taught_as_run  # what the cut executions ran, in full
                     stat[1] += 1
+                good_taught = taught
                 break
+            good_taught = taught
 
         # phase 1: the same failure with fewer preemptions, by bounded DFS
         stat = passes.setdefault("preemption_bounding", [0, 0])
@@ -239,6 +254,14 @@ def shrink(
                         improved = True
                         break  # restart this generator family on the new best at the next round
         return ShrinkResult(best, before, best_key, runs, passes, taught, len(training or []))
+    except KeyboardInterrupt:
+        try:
+            rt.abandon()  # the candidate's tasks (the runtime runs again: the caller replays the result)
+        except Exception:
+            pass
+        if best_key is k0:  # interrupted in the first replay: nothing measured, keep the schedule as found
+            return ShrinkResult(entries, k0, k0, runs, passes, list(training or []), len(training or []), True)
+        return ShrinkResult(best, before, best_key, runs, passes, good_taught, len(training or []), True)
     finally:
         rt.decider = saved
 
