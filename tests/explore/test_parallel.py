@@ -5,7 +5,7 @@ from _agreement import independent_writers
 
 import dmabuf
 from dmabuf.examples.classic import locked_family
-from dmabuf.kernel import Mutex
+from dmabuf.kernel import READ_ONCE, WRITE_ONCE, Mutex
 from dmabuf.runtime import WRITE
 
 
@@ -135,3 +135,76 @@ def test_workers_certification_finds_what_bounded_dpor_skipped():
     assert res.failure is not None and res.failure.preemptions == 0 and not res.complete
     again = dmabuf.replay(_late_conflict, res.failure.schedule)
     assert again is not None and again.kind == res.failure.kind
+
+
+def _three_writers(log=None):
+    """The audit's repro: three tasks, each twice reading ``a`` and writing ``a`` or ``b``. Bounded DPOR's
+    executions depend on the order it explores branches in; with the units' branches handed out in the order
+    races arrived, ``workers=2`` ran 134 or 118 executions at bound 2 (one process: 134), 35 or 37 at bound 1."""
+
+    def body():
+        c = Box()
+        c.a = c.b = 0
+        ops = []
+
+        def w(i):
+            for j in range(2):
+                v = READ_ONCE(c, "a")
+                ops.append((i, v))
+                WRITE_ONCE(c, "ab"[(i + j) % 2], v + 1)
+                ops.append((i, "ab"[(i + j) % 2]))
+
+        ts = [dmabuf.spawn(w, i) for i in range(3)]
+        for t in ts:
+            t.join()
+        if log is not None:
+            with open(log, "a") as f:
+                f.write(repr(ops) + "\n")
+
+    return body
+
+
+_KEYS = ("bound_skipped", "bound_certified", "certify_executions", "certify_skipped")
+
+
+def _summary(res):
+    return res.ok, res.complete, res.executions, {k: res.stats.get(k) for k in _KEYS}
+
+
+@pytest.mark.parametrize("probes", [None, False])
+@pytest.mark.parametrize(
+    "name,bound",
+    [("writers", 1), ("writers", 2), ("locked", 1), ("locked", 2)],
+)
+def test_bounded_dpor_workers_run_what_one_process_runs_every_time(name, bound, probes):
+    """Bounded DPOR with ``workers=N`` follows one process's order over the units, so every run gives the
+    executions, ``bound_skipped`` and certification of ``workers=1`` (the audit saw them vary)."""
+    body = _three_writers() if name == "writers" else locked_family(3, 3)
+    one = _summary(dmabuf.explore(body, preemption_bound=bound, database=None, probes=probes))
+    assert one[2] > 1 and one[3]["bound_skipped"]
+    for workers in (2, 3):
+        for _ in range(3):
+            got = dmabuf.explore(body, preemption_bound=bound, workers=workers, database=None, probes=probes)
+            assert _summary(got) == one, (workers, got.stats)
+            if probes is None:
+                assert ("bound_certified" in got.stats) == any("so the search is complete" in n for n in got.notes)
+            else:
+                assert any("may not have run" in n for n in got.notes), got.notes
+
+
+def test_bounded_dpor_workers_run_the_same_executions(tmp_path):
+    """Not only as many: the same ones. Each execution that finishes logs its interleaving; every one of
+    ``workers=1``'s is among them (the extra ones are of units a later report proved mispredicted: run, not
+    counted)."""
+    from collections import Counter
+
+    def run(workers):
+        log = tmp_path / f"w{workers}.log"
+        res = dmabuf.explore(_three_writers(log), preemption_bound=2, workers=workers, database=None, probes=False)
+        return res, Counter(log.read_text().splitlines())
+
+    one, seen = run(1)
+    for workers in (2, 3):
+        res, got = run(workers)
+        assert res.executions == one.executions
+        assert not seen - got  # every execution of one process ran

@@ -12,7 +12,8 @@ unit), so a large subtree does not leave the other processes idle.
 
 * ``dfs``: the units partition the tree exactly, so the executions are the same set as with ``workers=1``.
 * ``dpor``: a static split would run branches DPOR never needs, so the coordinator splits the tree while the
-  search runs instead (:mod:`.parallel_dpor`): the executions are those of ``workers=1``.
+  search runs instead (:mod:`.parallel_dpor`): the executions are those of ``workers=1`` (with a preemption
+  bound, by following one process's order over the units: bounded DPOR depends on it).
 * ``random`` / ``pct``: worker ``i`` runs its share of the executions with seed ``seed * 1000003 + i``.
 
 Bodies reach the worker processes through ``fork`` (no pickling), so closures work.
@@ -410,6 +411,7 @@ def explore_parallel(
     nunits = 0
     interrupted = False
     _TALLY.clear()
+    unit_stats: dict[str, int] = {}
     if strategy == "dpor":
         work: list[Any] = []
         fn: Callable[[Any], UnitResult] = _run_unit
@@ -444,9 +446,10 @@ def explore_parallel(
             if strategy == "dpor":
                 from .parallel_dpor import run_dpor_workers
 
-                executions, failed, stopped, dropped, nunits = run_dpor_workers(
+                executions, failed, stopped, dropped, unit_stats = run_dpor_workers(
                     workers, max_executions, time_budget, t0
                 )
+                nunits = unit_stats.pop("units")
             else:
                 executions, failed, stopped, dropped = _run_workers(workers, max_executions, time_budget, t0)
         except KeyboardInterrupt:
@@ -508,6 +511,7 @@ def explore_parallel(
         stats={
             "workers": workers,
             "units": nunits,
+            **unit_stats,
             **({"bound_skipped": skipped} if strategy == "dpor" else {}),
             **({"interrupted": True} if interrupted else {}),
         },

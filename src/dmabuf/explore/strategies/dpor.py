@@ -93,10 +93,10 @@ class DPOR(RaceAnalysis):
         self.forced_done: list[list[int]] = []
         #: the first ``fixed_depth`` real branches belong to the coordinator of a parallel search: this
         #: search never backtracks them (past ``forced`` it takes its default choice there) and reports
-        #: each reversal a race asks of them as a request (level, initials, task) in ``requests``
+        #: each reversal a race asks of them as a request (level, initials) in ``requests``
         self.fixed_depth = 0
-        self.requests: list[tuple[int, tuple[int, ...], int]] = []
-        self._requested: set[tuple[int, tuple[int, ...], int]] = set()
+        self.requests: list[tuple[int, tuple[int, ...]]] = []
+        self._requested: set[tuple[int, tuple[int, ...]]] = set()
         self._nfixed = 0
         self._fpos = 0
         # Analysis state, kept up to date step by step. A branching node keeps a copy of it (see _mark),

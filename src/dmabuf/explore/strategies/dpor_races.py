@@ -32,8 +32,8 @@ class RaceAnalysis(ObservingDecider):
     _pending: list[tuple[int, Any, str, bool]]
     _scan_node: int
     _fresh_ev: int
-    requests: list[tuple[int, tuple[int, ...], int]]
-    _requested: set[tuple[int, tuple[int, ...], int]]
+    requests: list[tuple[int, tuple[int, ...]]]
+    _requested: set[tuple[int, tuple[int, ...]]]
 
     def _key(self, obj: Any) -> Any:
         """The history key of an object: strings by value (labels), everything else by its slot."""
@@ -124,13 +124,20 @@ class RaceAnalysis(ObservingDecider):
                 break
             i = nxt
 
-    def _request(self, at: int, initials: tuple[int, ...], p: int) -> None:
-        """Ask the coordinator for the reversal starting with ``p`` at fixed node ``at`` (once per unit)."""
+    def _request(self, at: int, initials: tuple[int, ...], once: bool) -> None:
+        """Ask the coordinator for a reversal with these initials at fixed node ``at``: it applies the
+        source-set rule (and the bound) there, against every branch assigned at the node. ``once``: the
+        reversal has an initial the bound allows, so a repeat of it can change nothing (the first one added
+        a branch or found one) and is not sent again; a reversal the bound forbids is sent every time, since
+        the coordinator counts each one that its node does not cover (``bound_skipped``, as one process
+        counts each)."""
         level = sum(1 for nd in self.nodes[:at] if nd.fixed)
-        req = (level, initials, p)
-        if req not in self._requested:
+        req = (level, initials)
+        if once:
+            if req in self._requested:
+                return
             self._requested.add(req)
-            self.requests.append(req)
+        self.requests.append(req)
 
     def _could_run_before(self, i: int, j: int, prev: int) -> bool:
         """Could waiting step ``j`` have executed in the state before step ``i``? If its task was already
@@ -217,11 +224,15 @@ class RaceAnalysis(ObservingDecider):
                 if node.fixed:
                     # a branch of the coordinator's (parallel search): its alternatives are other work
                     # units, so ask for one; the coordinator checks the initials against what it assigned
-                    self._request(ei.node, tuple(initials), p)
+                    self._request(ei.node, tuple(initials), True)
                 else:
                     node.backtrack.add(p)
                 return
-        if bounded:
+        if bounded and node.fixed:
+            # whether one process would count this depends on the branches assigned at the node, which only
+            # the coordinator knows (this unit's node has its own branch and those before it)
+            self._request(ei.node, tuple(initials), False)
+        elif bounded:
             # the reversal needs a preemption the bound does not allow. A trace equivalent to it may still be
             # within the bound (its representative here just preempts more): counted, and said in the notes
             self.stats["bound_skipped"] += 1
