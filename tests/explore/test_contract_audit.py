@@ -781,3 +781,24 @@ def test_workers_nondeterminism_has_a_message() -> None:
     f = res.failure
     assert f is not None and f.kind == "nondeterminism"
     assert f.message.startswith("nondeterminism:") and "dmabuf.choose()" in f.message
+
+
+def test_lock_orders_lists_the_orders_the_body_took_not_the_boot_ones() -> None:
+    """result.stats['lock_orders'] is the per lock-pair orders seen; the orders lockdep knows from boot
+    (dma_resv_lockdep: resv -> fence wait) are in the graph but were not taken by the body."""
+    import dmabuf.kernel as K
+
+    def body() -> None:
+        a, b = K.Mutex("outer_A"), K.Mutex("inner_B")
+
+        def nest() -> None:
+            K.mutex_lock(a)
+            K.mutex_lock(b)
+            K.mutex_unlock(b)
+            K.mutex_unlock(a)
+
+        for t in [dmabuf.spawn(nest) for _ in range(2)]:
+            t.join()
+
+    res = dmabuf.explore(body, database=None)
+    assert res.ok and res.stats["lock_orders"] == ["outer_A -> inner_B"], res.stats.get("lock_orders")

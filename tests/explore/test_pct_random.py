@@ -101,7 +101,7 @@ def test_pct_rejects_a_preemption_bound() -> None:
         explore(clean(), strategy="pct", depth=2, preemption_bound=1, max_executions=1)
 
 
-@pytest.mark.parametrize("strategy", ["random", "dpor"])
+@pytest.mark.parametrize("strategy", ["random", "dpor", "dfs"])
 def test_depth_only_applies_to_pct(strategy: str) -> None:
     with pytest.raises(dmabuf.InvalidArgument, match="only applies to strategy='pct'"):
         explore(clean(), strategy=strategy, depth=2, max_executions=1)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument, ReplayFormatError
+from ..lockdep import BOOT_ORDERS
 from ..runtime import activate, deactivate
 from ..runtime.controlled import DEFAULT_MAX_STEPS, ControlledRuntime, Outcome
 from .certify import SKIP_FACTOR, WALKS, certify_parallel, estimate_bounded_dfs
@@ -42,6 +43,10 @@ def _make_strategy(strategy: str, preemption_bound: int | None, seed: int, **kw:
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise InvalidArgument(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "dfs":
+        if kw.get("depth") is not None:
+            raise InvalidArgument(
+                f"depth={kw['depth']!r} only applies to strategy='pct'; drop it or pass strategy='pct'"
+            )
         return DFS(preemption_bound)
     from .strategies import extra
 
@@ -286,7 +291,10 @@ def explore(
     stats.update(run.coverage())
     graph = getattr(rt, "lockdep_graph", None)
     if graph is not None:
-        stats["lock_orders"] = sorted(f"{a} -> {b}" for a, outs in graph.edges.items() for b in outs)
+        boot = {(a, b) for a, b, _chain in BOOT_ORDERS}  # known before the body ran, not orders it took
+        stats["lock_orders"] = sorted(
+            f"{a} -> {b}" for a, outs in graph.edges.items() for b in outs if (a, b) not in boot
+        )
     if run.interrupted:
         stats["interrupted"] = True
     if run.probes:
