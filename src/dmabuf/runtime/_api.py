@@ -148,6 +148,13 @@ class Task:
         self.ready: Ready | None = None
         self.deadline: int | None = None
 
+    @property
+    def sleep_forbidden(self) -> bool:
+        """True in atomic context, in an RCU read-side section, or with a task state other than
+        TASK_RUNNING (between ``set_current_state`` and ``schedule``): a blocking call WARNs there. One
+        native read for the model's sleeping-lock fast paths instead of three."""
+        return bool(self.atomic_depth or self.rcu_depth or self.kstate)
+
     def join(self, timeout: float | None = None) -> Any:
         """Wait until the task finished and return its function's result.
 

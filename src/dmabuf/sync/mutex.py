@@ -119,7 +119,7 @@ def mutex_lock(lock: Mutex) -> None:
         check_mutex(lock, "mutex_lock")
     r = _runtime._current or rt()  # the active runtime without a call (rt() raises outside one)
     t = r.current()
-    if t.atomic_depth or t.rcu_depth or t.kstate or lock.owner is t:  # else _check_lock has nothing to check
+    if t.sleep_forbidden or lock.owner is t:  # else _check_lock has nothing to check
         lock._check_lock(t)
     r.wait("lock", lock, WRITE, lock._dm_free)
     lock.owner = t
