@@ -353,3 +353,35 @@ def test_well_formed_frontier_still_resumes(tmp_path: Path) -> None:
         warnings.simplefilter("error", DatabaseWarning)
         res = dmabuf.explore(locked_3x2_interruptible, database=tmp_path, strategy="dfs", resume=True)
     assert res.complete and any(n.startswith("resumed after") for n in res.notes)
+
+
+def test_certification_walks_pass_clean_outcomes_on_so_lock_order_reports_are_kept() -> None:
+    """estimate_bounded_dfs hands every clean walk to on_clean: a lock-order report riding on an ok
+    outcome of a walk reaches the search's _note_lockdep instead of being dropped."""
+    from dmabuf.explore.certify import estimate_bounded_dfs
+    from dmabuf.explore.replaying import track_lock_orders
+    from dmabuf.explore.strategies.dfs import DFS
+    from dmabuf.kernel import Mutex, mutex_lock, mutex_unlock
+    from dmabuf.runtime import activate, deactivate
+    from dmabuf.runtime.controlled import ControlledRuntime
+
+    def body() -> None:
+        a, b = Mutex(name="cert_A"), Mutex(name="cert_B")
+        first, second = (a, b) if dmabuf.choose(2) else (b, a)
+        mutex_lock(first)
+        mutex_lock(second)
+        mutex_unlock(second)
+        mutex_unlock(first)
+
+    rt = ControlledRuntime(DFS(None))
+    track_lock_orders(rt)
+    seen: list[object] = []
+    activate(rt)
+    try:
+        _est, walks, failed = estimate_bounded_dfs(
+            rt, body, 1, on_clean=lambda outcome, walk: seen.append(outcome.extra.get("lockdep"))
+        )
+    finally:
+        deactivate(rt)
+    assert failed is None and len(seen) == walks
+    assert any(x is not None and "cert_A" in str(x) for x in seen), seen

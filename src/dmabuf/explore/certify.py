@@ -29,7 +29,11 @@ SKIP_FACTOR = 20
 
 
 def estimate_bounded_dfs(
-    rt: ControlledRuntime, body: Callable[[], Any], bound: int, seed: int = 0
+    rt: ControlledRuntime,
+    body: Callable[[], Any],
+    bound: int,
+    seed: int = 0,
+    on_clean: Callable[[Any, Any], None] | None = None,
 ) -> tuple[float | None, int, tuple[list[Entry], Any] | None]:
     """Knuth's estimate of the executions plain DFS with preemption bound ``bound`` runs: the mean, over
     :data:`WALKS` random walks within the bound, of the product of the alternatives the bound allows at each
@@ -38,8 +42,9 @@ def estimate_bounded_dfs(
     than the truth (the scenarios of ``dmabuf check`` estimate a few hundred where DFS does not finish in
     thousands). So it is only returned when the walks agree (products within a factor of 2 of each other,
     as on a tree of even shape); else the estimate is ``None``. Returns the estimate, the walks run, and the
-    first failing walk (its decisions and outcome), if one failed (the walks stop there). ``rt``'s decider is
-    restored."""
+    first failing walk (its decisions and outcome), if one failed (the walks stop there). ``on_clean(outcome,
+    walk)`` sees every clean walk (the caller keeps a deferred lock-order report one carries). ``rt``'s
+    decider is restored."""
     walk = RandomWalk(seed, bound)
     saved = rt.decider
     rt.decider = walk
@@ -51,6 +56,8 @@ def estimate_bounded_dfs(
             branches = walk.decisions()
             if outcome.kind not in ("ok", "pruned"):
                 return None, k + 1, ([b.entry() for b in branches], outcome)
+            if on_clean is not None:
+                on_clean(outcome, walk)
             product = 1.0
             for b in branches:
                 if not (b.kind == "t" and b.cur >= 0 and b.pre >= bound):
@@ -92,8 +99,9 @@ def certify_parallel(
         run.complete = True
         run.certify(bound, notes)
         failure = None
-        if run.failed is not None:
-            entries, outcome = run.failed
+        pending = run.failed if run.failed is not None else run.lockdep  # a lock-order report counts too
+        if pending is not None:
+            entries, outcome = pending
             failure = _build_failure(rt, body, entries, outcome, shrink, shrink_budget(time_budget, t0))
             if db is not None:
                 db.save_failure(key, failure)

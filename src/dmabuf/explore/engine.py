@@ -442,7 +442,7 @@ class _Search:
             return
         rt = self.rt
         cap = max(64, self.executions)
-        estimate, walks, failed = estimate_bounded_dfs(rt, self.body, bound)
+        estimate, walks, failed = estimate_bounded_dfs(rt, self.body, bound, on_clean=self._note_lockdep)
         self.probes += walks
         if failed is not None:
             self.failed = failed
