@@ -31,6 +31,7 @@ __all__ = [
     "LivelockDetected",
     "LostWrite",
     "MappingInvalidated",
+    "MappingLeak",
     "Nondeterminism",
     "NotInRuntime",
     "OutOfPages",
@@ -101,6 +102,12 @@ class LivelockDetected(DmabufError):
 
 class LeakDetected(DmabufError):
     """At the end of a run, tasks were never joined or locks are still held."""
+
+
+class MappingLeak(DmabufError):
+    """Mappings an exporter handed out were never unmapped: at detach of their attachment (the TTM
+    exporter, as ``amdgpu_dma_buf_unmap`` would free the sg table) or at a scenario's end
+    (``MemoryExporter``)."""
 
 
 class Nondeterminism(DmabufError):

@@ -28,6 +28,7 @@ from dmabuf.drivers import (
 from dmabuf.drivers.engine import GpuJob
 from dmabuf.errors import LostWrite, StaleMapping
 from dmabuf.kernel import Completion
+from dmabuf.policies.base import default_policy, get_policy
 from dmabuf.resv import Usage
 from dmabuf.runtime import label_of
 from dmabuf.scenarios.base import make_fence
@@ -328,16 +329,34 @@ class _FenceAfterUnlock(GpuImporter):
         return job
 
 
-def _broken_importer_body(cls: type[GpuImporter], *, evict_for_space: bool, final_write: bool = False) -> Any:
+def _export_keeping_ghosts(x: Any) -> tuple[Any, Any]:
+    """Export ``x`` with the default policy whose ``free_old_after`` also returns a fence the body signals
+    at its end: the ghosts of X's moves keep their pages until then (otherwise TTM releases a ghost as soon
+    as its move fence signalled, and DMA through the old mapping hits freed pages: ``StaleMapping``), so
+    the oracle's checks of a kept old placement (late writes, stale reads) are what fires."""
+    hold = make_fence()
+    pol = get_policy(default_policy())
+    pol.free_old_after = lambda buf: [hold]  # type: ignore[method-assign]
+    return ttm_bo_export(x, policy=pol), hold
+
+
+def _broken_importer_body(
+    cls: type[GpuImporter], *, evict_for_space: bool, final_write: bool = False, keep_ghost: bool = False
+) -> Any:
     """X (exported, VRAM, mapped by the importer) is moved to GTT while the importer writes DYN through a
     job, then reads X back through a later job. ``evict_for_space``: Y is validated into the full VRAM (W
     pinned, so X goes and Y takes X's old pages at once); else an explicit migration of X to GTT (its old
-    pages stay in a ghost until the end). ``final_write``: the later job writes DYN again instead of reading."""
+    pages stay in a ghost until the move fence signalled, or with ``keep_ghost`` until the end).
+    ``final_write``: the later job writes DYN again instead of reading."""
 
     def body() -> None:
         dev = TtmDevice(vram=2, gtt=4, system=4)
         x = dev.bo_create(4, ["VRAM"], name="X", init=INIT)
-        buf = ttm_bo_export(x)
+        hold = None
+        if keep_ghost:
+            buf, hold = _export_keeping_ghosts(x)
+        else:
+            buf = ttm_bo_export(x)
         w = dev.bo_create(4, ["VRAM"], name="W")
         y = dev.bo_create(4, ["GTT"], name="Y", init=b"yyyy")
         with w.resv:
@@ -371,6 +390,8 @@ def _broken_importer_body(cls: type[GpuImporter], *, evict_for_space: bool, fina
             ttm_bo_unpin(w)
         buf.put()
         gfx.fini()
+        if hold is not None:
+            hold.signal()
         dev.fini()
         check_all()
 
@@ -402,8 +423,8 @@ def test_oracle_catches_an_importer_that_loses_bytes() -> None:
     """The importer that publishes its job fence after unlocking: an explicit migration's copy does not
     wait for the job, whose write lands in X's old VRAM pages after they were copied -- the oracle's "no
     byte lost" check names the byte, the writer, the mapping and the move that lost it."""
-    res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False), preemption_bound=2,
-                   max_executions=3000)
+    res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False, keep_ghost=True),
+                   preemption_bound=2, max_executions=3000)
     _assert_finding(
         res,
         LostWrite,
@@ -412,13 +433,14 @@ def test_oracle_catches_an_importer_that_loses_bytes() -> None:
 
 
 def _stale_read_body(cls: type[GpuImporter]) -> Any:
-    """X mapped by importer ``cls`` ("reader") is migrated to GTT (its old VRAM pages stay in a ghost); a
-    correct importer ("writer") then writes DYN, and the reader reads X through a job."""
+    """X mapped by importer ``cls`` ("reader") is migrated to GTT (its old VRAM pages kept in a ghost until
+    the end, see :func:`_export_keeping_ghosts`); a correct importer ("writer") then writes DYN, and the
+    reader reads X through a job."""
 
     def body() -> None:
         dev = TtmDevice(vram=2, gtt=4, system=4)
         x = dev.bo_create(4, ["VRAM"], name="X", init=INIT)
-        buf = ttm_bo_export(x)
+        buf, hold = _export_keeping_ghosts(x)
         gfx = GpuEngine("gfx")
         reader = cls(buf, gfx, "reader")
         writer = GpuImporter(buf, gfx, "writer")
@@ -440,6 +462,7 @@ def _stale_read_body(cls: type[GpuImporter]) -> Any:
         writer.fini()
         buf.put()
         gfx.fini()
+        hold.signal()
         dev.fini()
         check_all()
 
@@ -448,7 +471,7 @@ def _stale_read_body(cls: type[GpuImporter]) -> Any:
 
 def test_oracle_catches_a_stale_read_through_a_kept_old_placement() -> None:
     """The importer that ignores move_notify reads through its VRAM mapping after the migration: the old
-    pages are not freed yet (a TTM ghost keeps them until its fences signalled), but they no longer hold X's
+    pages are not freed yet (a TTM ghost kept by the policy's ``free_old_after`` fence), but they no longer hold X's
     content -- the device reads stale data. The oracle reports a stale mapping (before the audit it stayed
     silent: only freed pages and unmapped mappings were checked); the correct importer re-maps and reads
     DYN (``dma_buf_attach_ops.move_notify``: "all mappings should be destroyed and re-created")."""
@@ -467,7 +490,8 @@ def test_oracle_catches_a_lost_write_that_a_later_write_hides() -> None:
     right, yet the first write was lost (it landed in the old pages after the copy, and a reader in between
     saw old data). The oracle records writes into copied-away old pages and reports them (before the audit
     ``check_all`` compared only the final content and passed)."""
-    res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False, final_write=True),
+    res = _explore(_broken_importer_body(_FenceAfterUnlock, evict_for_space=False, final_write=True,
+                                         keep_ghost=True),
                    preemption_bound=2, max_executions=3000)
     _assert_finding(
         res,

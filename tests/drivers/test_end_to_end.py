@@ -31,7 +31,9 @@ def test_clean_scenario_exhaustive_at_preemption_bound_1() -> None:
     rec: dict[str, Any] = {}
     res = _explore(shared_eviction(record=rec), preemption_bound=1)
     assert res.ok and res.complete, res.failure
-    assert res.executions > 300
+    # ~270 (~370 while a ghost's pages were freed by the evicting task's reclaim under lru_lock; now the
+    # copy task frees them once the move fence signalled, so fewer steps conflict)
+    assert res.executions > 200
     # the search went through every interesting path of the drivers
     assert rec["x_evicted"] and rec["notified"] and rec["remapped"] and rec["skipped_pinned"], rec
     assert rec["x_evicted"] < rec["executions"]  # ...and through the ones where W was the victim
@@ -49,7 +51,7 @@ def test_clean_scenario_preemption_bound_2_first_1000_executions() -> None:
 def test_clean_scenario_exhaustive_at_preemption_bound_2() -> None:
     res = _explore(shared_eviction(), preemption_bound=2)
     assert res.ok and res.complete, res.failure
-    assert res.executions > 9000
+    assert res.executions > 4000  # ~4,800 (~9,800 before ghosts were freed by their copy task)
 
 
 def test_clean_scenario_with_separate_display_engine() -> None:

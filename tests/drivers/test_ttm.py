@@ -209,7 +209,7 @@ def test_two_contexts_evicting_each_others_bos_back_off_without_deadlock() -> No
     dmabuf.run_threads(body, timeout=60)
     res = dmabuf.explore(body, database=None, preemption_bound=1)
     assert res.ok and res.complete, res.failure
-    assert res.executions > 50
+    assert res.executions > 30  # ~48 (~92 before ghosts' pages were freed by their copy task)
     assert rec.get("backoff"), rec  # some interleavings hit -EDEADLK in the eviction and backed off
     assert rec.get("both"), rec  # and in some both BOs made it into VRAM
 

@@ -256,6 +256,9 @@ class BufferObject:
         #: writes that landed in an old placement's page after its move had copied it: (page, mapping, move);
         #: lost even when a later write to the same bytes hides it (reported by the oracle's check_buffer)
         self.late_writes: list[tuple[int, str, Move]] = []
+        #: at :meth:`release`: (the current placement's bytes, the expected bytes), for the oracle's "no byte
+        #: lost" check of a released buffer; ``None`` while live, or if a move was still copying at release
+        self.released_image: tuple[bytes, bytes] | None = None
         self.placement = self._new_placement(mem.domain(domain))
         for i, p in enumerate(self.placement.pages):
             rt().point("init_page", p, WRITE)
@@ -345,11 +348,16 @@ class BufferObject:
 
     def release(self) -> None:
         """Free the current placement (the buffer is gone). Old placements still held by unfinished moves
-        are freed by their moves. Raises :class:`UsageError` on a second release."""
+        are freed by their moves. Unless a move is still copying into the current placement, the content and
+        the expected bytes at this point are kept in ``released_image`` for the oracle. Raises
+        :class:`UsageError` on a second release."""
         if self.released:
             raise UsageError(f"{self._dm_label} released twice")
         rt().point("release", self, WRITE)
         self.released = True
+        if self.placement.pending is None:
+            # what the oracle still can check once the pages are gone: the content at release
+            self.released_image = (self.contents(), bytes(self.expected))
         self._free_placement(self.placement, f"release of {self._dm_label}")
 
     # ------------------------------------------------------------------ mappings

@@ -10,7 +10,9 @@
 3. **No byte lost** (:func:`check_all`, at the end of a scenario body): every live buffer's current bytes
    equal the last completed write to each byte, and no write landed in an old placement after its move
    copied it (even if a later write hid it) -> :class:`~dmabuf.errors.LostWrite`, naming the byte or page,
-   the writer, the mapping and the move that lost it.
+   the writer, the mapping and the move that lost it. A released buffer is checked too: its late writes are
+   lost whatever happened to it later, and its bytes are compared as they were at release
+   (``BufferObject.released_image``; skipped if a move was still copying then).
 
 Scenario bodies call :func:`check_all` once all their tasks are joined and every move fence they care about
 signalled (it waits for pending moves of live buffers first).
@@ -29,15 +31,24 @@ def check_buffer(bo: BufferObject) -> None:
     """Check the "no byte lost" property of one buffer now.
 
     Raises:
-        LostWrite: some byte differs from its last completed write.
+        LostWrite: some byte differs from its last completed write (for a released buffer: at its release),
+            or a write landed in an old placement after its move had copied it.
     """
-    if bo.released:
-        return
     pl = bo.placement
-    if pl.pending is not None:
-        pl.pending.fence.wait(False)
-    actual = bo.contents()
-    bad = [i for i in range(bo.size) if actual[i] != bo.expected[i]]
+    if bo.released:
+        # the pages are gone (maybe reused): check the content the buffer had when it was released, and the
+        # late writes, which are lost whatever happened to the buffer afterwards
+        if bo.released_image is None:
+            actual, expected = bo.contents(), bytes(bo.expected)
+            bad = []
+        else:
+            actual, expected = bo.released_image
+            bad = [i for i in range(bo.size) if actual[i] != expected[i]]
+    else:
+        if pl.pending is not None:
+            pl.pending.fence.wait(False)
+        actual, expected = bo.contents(), bytes(bo.expected)
+        bad = [i for i in range(bo.size) if actual[i] != expected[i]]
     if not bad and bo.late_writes:
         page, mapping, late = bo.late_writes[0]
         raise LostWrite(
@@ -64,14 +75,16 @@ def check_buffer(bo: BufferObject) -> None:
                 )
         elif gen == pl.generation and pl.generation > 0:
             cause += f"; the copy of {bo.moves[gen - 1].name} overwrote it afterwards"
+    held = f"held {actual[i]:#04x} when it was released" if bo.released else f"holds {actual[i]:#04x}"
     raise LostWrite(
-        f"lost write: {label_of(bo)} byte {i} (page {i // 4} of {pl!r}) holds {actual[i]:#04x} but the last "
-        f"completed write put {bo.expected[i]:#04x} there ({len(bad)} byte(s) differ: {bad[:8]}); {cause}"
+        f"lost write: {label_of(bo)} byte {i} (page {i // 4} of {pl!r}) {held} but the last "
+        f"completed write put {expected[i]:#04x} there ({len(bad)} byte(s) differ: {bad[:8]}); {cause}"
     )
 
 
 def check_all() -> None:
-    """Check every live buffer of this execution (see :func:`check_buffer`). Call at the end of a body.
+    """Check every buffer of this execution, live or released (see :func:`check_buffer`). Call at the end
+    of a body.
 
     Raises:
         LostWrite: the first buffer with a lost byte.

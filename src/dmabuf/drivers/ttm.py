@@ -27,13 +27,17 @@ Operations (``bo.resv`` held unless said otherwise):
   After locking, the victim is re-checked (still in that domain, not pinned since) and evicted:
 * eviction = :func:`_ttm_bo_move` to the next lower domain with room (VRAM -> GTT -> SYSTEM): the copy is
   **pipelined** behind every fence of the victim's resv (BOOKKEEP: importers' jobs, earlier moves), the
-  move fence is added to the resv with KERNEL usage, the old pages become a ghost freed once the move fence
-  (and the policy's ``free_old_after`` fences) signalled, and for an exported BO ``dma_buf_move_notify`` is
+  move fence is added to the resv with KERNEL usage, the old pages become a ghost whose pages the copy task
+  frees as soon as the move fence (and the policy's ``free_old_after`` fences) signalled -- DMA through the
+  old mapping after that is a use-after-free [``ttm_bo_move_to_ghost`` + delayed delete]; its usage is
+  given back by the next reclaim -- and for an exported BO ``dma_buf_move_notify`` is
   called under the victim's resv -- on every move: amdgpu skips moves out of SYSTEM, whose pages no importer
   maps, but this model maps SYSTEM pages and copies them away [``ttm_bo_move_accel_cleanup``,
   ``amdgpu_bo_move_notify``].
-* :func:`ttm_bo_export`: a **dynamic** dma-buf (pin, unpin, map, unmap, release) sharing the BO's resv; the
-  dma-buf holds a GEM reference [``amdgpu_dma_buf_ops``, ``drm_gem_prime_export``].
+* :func:`ttm_bo_export`: a **dynamic** dma-buf (detach, pin, unpin, map, unmap, release) sharing the BO's
+  resv; the dma-buf holds a GEM reference [``amdgpu_dma_buf_ops``, ``drm_gem_prime_export``]. The BO keeps
+  its live mappings (``live_maps``); detaching an attachment with a mapping never unmapped raises
+  ``MappingLeak`` (``amdgpu_dma_buf_unmap`` frees the sg table: a forgotten unmap leaks it).
 
 What differs from TTM (the memory model cannot share a page between two placements): TTM hands the
 evicted range to the new BO at once and orders the new BO's use after the eviction with the manager's
@@ -78,8 +82,9 @@ DOMAIN_ORDER = ("VRAM", "GTT", "SYSTEM")
 
 
 class _Ghost:
-    """The old placement of a move, still occupying its pages until the move fence signalled
-    (a TTM ghost object). Owns references on ``fences``."""
+    """The old placement of a move (a TTM ghost object): its pages go back to the pool as soon as the move
+    fence and the policy's ``free_old_after`` fences signalled (the copy task frees them); its usage in the
+    manager is given back by the next :meth:`TtmDevice.reclaim`. Owns references on ``fences``."""
 
     def __init__(self, bo: TtmBo, move: Move, fences: list[DmaFence]) -> None:
         self.bo = bo
@@ -101,6 +106,9 @@ class TtmResourceManager:
         self.usage = 0
         self.lru: list[TtmBo] = []
         self.ghosts: list[_Ghost] = []
+        #: ghosts reclaimed so far: a task that found no room and then no ghost to wait for retries if another
+        #: task reclaimed one in between
+        self.ghosts_freed = 0
         self._dm_label = f"ttm.{name}"
 
     def __repr__(self) -> str:
@@ -182,31 +190,34 @@ class TtmDevice:
         return ttm_exec_validate([bo], bo, domains, fallback)
 
     # ------------------------------------------------------------------ ghosts
-    def reclaim(self, man: TtmResourceManager) -> bool:
-        """Wait for the oldest ghost of ``man`` (its move fence and ``free_old_after`` fences), then free its
-        pages and give back the usage, unless another task freed it meanwhile (every task short of space
-        waits for the same ghost, as TTM's allocations wait for the manager's move fence). False if ``man``
-        has no ghost. Locking: may sleep; no spinlock held."""
+    def reclaim(self, man: TtmResourceManager, since: int | None = None) -> bool:
+        """Wait for the oldest ghost of ``man`` to be gone (its move fence and ``free_old_after`` fences
+        signalled, its copy task freed the pages), then give back its usage, unless another task did
+        meanwhile (every task short of space waits for the same ghost, as TTM's allocations wait for the
+        manager's move fence). False if ``man`` has no ghost -- unless ``since`` (``man.ghosts_freed`` read
+        when the caller found no room) is given and a ghost was reclaimed since then by another task (the
+        caller should retry). Locking: may sleep; no spinlock held."""
         self.lru_lock.lock()
         g = man.ghosts[0] if man.ghosts else None
+        freed_since = since is not None and man.ghosts_freed != since
         self.lru_lock.unlock()
         if g is None:
-            return False
-        g.move.fence.wait(False)
-        for f in g.fences:
-            f.wait(False)
+            return freed_since
+        # the copy task waits for the move fence and the ghost's fences, then frees the old pages
+        g.move.task.join()
         self.lru_lock.lock()
         if g in man.ghosts:
             man.ghosts.remove(g)
-            g.move.free_old()
             man.usage -= g.npages
+            man.ghosts_freed += 1
             for f in g.fences:
                 f.put()
         self.lru_lock.unlock()
         return True
 
     def fini(self) -> None:
-        """Free every ghost (waits for the moves). Call at the end, without locks held.
+        """Free every ghost still there (waits for the moves and their fences). Call at the end, without
+        locks held.
         Kernel: ``ttm_device_fini`` (after ``ttm_bo_delayed_delete`` flushed)."""
         for man in self.man.values():
             while self.reclaim(man):
@@ -237,6 +248,10 @@ class TtmBo(DrmGemObject):
         self.mem_type: str | None = None
         self.pin_count = 0
         self.released = False
+        #: the exporter's live mappings ``(attachment, sg table)``: ``map_dma_buf`` adds, ``unmap_dma_buf``
+        #: removes; the exporter's ``detach`` reports the attachment's leftovers (a leaked sg table / IOMMU
+        #: mapping)
+        self.live_maps: list[tuple[DmaBufAttachment, Any]] = []
 
     def __repr__(self) -> str:
         return f"<TtmBo {label_of(self)} {self.mem_type} pin={self.pin_count}>"
@@ -293,12 +308,18 @@ def ttm_bo_unpin(bo: TtmBo) -> None:
 # ---------------------------------------------------------------------- space and eviction
 def _reserve(dev: TtmDevice, man: TtmResourceManager, n: int) -> bool:
     """Account ``n`` pages in ``man`` if they fit (``ttm_resource_alloc``)."""
+    return _reserve_stamp(dev, man, n)[0]
+
+
+def _reserve_stamp(dev: TtmDevice, man: TtmResourceManager, n: int) -> tuple[bool, int]:
+    """:func:`_reserve`, also returning ``man.ghosts_freed`` as seen under the same lock."""
     dev.lru_lock.lock()
     ok = man.usage + n <= man.capacity
     if ok:
         man.usage += n
+    stamp = man.ghosts_freed
     dev.lru_lock.unlock()
-    return ok
+    return ok, stamp
 
 
 def _mem_space(bo: TtmBo, domains: list[str], exec: DrmExec | None) -> tuple[int, str]:
@@ -314,9 +335,10 @@ def _mem_space(bo: TtmBo, domains: list[str], exec: DrmExec | None) -> tuple[int
     for d in domains:  # second pass: make room
         man = dev.man[d]
         while True:
-            if _reserve(dev, man, bo.npages):
+            ok, stamp = _reserve_stamp(dev, man, bo.npages)
+            if ok:
                 return 0, d
-            if dev.reclaim(man):
+            if dev.reclaim(man, stamp):
                 continue
             ret = _evict_first(dev, man, bo, exec)
             if ret == -EDEADLK:
@@ -416,17 +438,23 @@ def _ttm_bo_move(bo: TtmBo, domain: str) -> None:
     old = bo.mem_type
     fences = resv.get_fences(Usage.BOOKKEEP)
     after: list[DmaFence] = [f.get() for f in fences]
+    policy: list[DmaFence] = []
     if bo.dma_buf is not None:
-        after += [f.get() for f in bo.dma_buf.policy.free_old_after(bo.dma_buf)]
-    mv = bo.bo.move(domain, wait=fences, free_old=False, resv=resv)
+        policy = list(bo.dma_buf.policy.free_old_after(bo.dma_buf))
+        after += [f.get() for f in policy]
+    man = dev.man[old]
+    # the copy task frees the old pages once the move fence and the policy's fences signalled (the ghost's
+    # references keep those fences alive until a reclaim, which first joins the copy task):
+    # ttm_bo_move_to_ghost + delayed delete; ttm_bo_move_pipeline_evict frees at once
+    mv = bo.bo.move(domain, wait=fences, free_after=policy, resv=resv)
     ghost = _Ghost(bo, mv, after)
     dev.lru_lock.lock()
-    if bo in dev.man[old].lru:
-        dev.man[old].lru.remove(bo)
+    if bo in man.lru:
+        man.lru.remove(bo)
     bo.mem_type = domain
     if bo.pin_count == 0:
         dev.man[domain].lru.append(bo)
-    dev.man[old].ghosts.append(ghost)
+    man.ghosts.append(ghost)
     dev.lru_lock.unlock()
     # the ghost holds its own reference on every fence the copy waits for, so these can go now
     for f in fences:
@@ -543,11 +571,36 @@ def _ttm_dmabuf_map(attach: DmaBufAttachment, direction: int) -> Any:
     bo = _bo_of(attach)
     assert bo.bo is not None
     ttm_bo_move_to_lru_tail(bo)
-    return bo.bo.sg_table()
+    sgt = bo.bo.sg_table()
+    bo.live_maps.append((attach, sgt))
+    return sgt
 
 
 def _ttm_dmabuf_unmap(attach: DmaBufAttachment, sgt: Any, direction: int) -> None:
-    """``amdgpu_dma_buf_unmap``: nothing to give back in the model (``sg_free_table``)."""
+    """``amdgpu_dma_buf_unmap``: the table (and its IOMMU mapping) is given back (``sg_free_table``)."""
+    bo = _bo_of(attach)
+    for k, (a, s) in enumerate(bo.live_maps):
+        if a is attach and s is sgt:
+            del bo.live_maps[k]
+            break
+
+
+def _ttm_dmabuf_detach(dmabuf: DmaBuf, attach: DmaBufAttachment) -> None:
+    """The exporter's ``detach`` (unlocked, after the core released a cached mapping): a mapping of this
+    attachment that was never unmapped is leaked -- in the kernel ``amdgpu_dma_buf_unmap`` frees the sg
+    table and the IOMMU mapping, so a forgotten unmap leaks them (CONFIG_DMA_API_DEBUG reports the leaked
+    mapping). Raises :class:`~dmabuf.errors.MappingLeak` (as the scenario harness does for ``MemoryExporter``)."""
+    bo = dmabuf.priv
+    assert isinstance(bo, TtmBo)
+    left = [s for a, s in bo.live_maps if a is attach]
+    if left:
+        from ..errors import MappingLeak
+
+        raise MappingLeak(
+            f"mapping leak: {label_of(attach)} was detached from {label_of(dmabuf)} with {len(left)} mapping(s) "
+            f"of the TTM exporter never unmapped ({', '.join(label_of(s) for s in left)}): every "
+            "dma_buf_map_attachment needs its dma_buf_unmap_attachment before dma_buf_detach"
+        )
 
 
 def _ttm_dmabuf_release(dmabuf: DmaBuf) -> None:
@@ -559,6 +612,7 @@ def _ttm_dmabuf_release(dmabuf: DmaBuf) -> None:
 
 
 TTM_DMABUF_OPS = DmaBufOps(
+    detach=_ttm_dmabuf_detach,
     pin=_ttm_dmabuf_pin,
     unpin=_ttm_dmabuf_unpin,
     map_dma_buf=_ttm_dmabuf_map,

@@ -81,7 +81,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, overload
 
 from ..buf import DMA_BIDIRECTIONAL, DmaBuf, DmaBufAttachOps, MemoryExporter, SgTable, check_all
-from ..errors import DmabufError, MappingInvalidated
+from ..errors import DmabufError, MappingInvalidated, MappingLeak
 from ..kernel.once import READ_ONCE, WRITE_ONCE
 from ..policies.base import Policy
 from ..resv import Usage
@@ -195,10 +195,6 @@ def move_locked(exp: MemoryExporter, domain: str = "GTT", **kw: Any) -> None:
     :meth:`MemoryExporter.move`. Spawn it as the exporter's task, or call it inline."""
     with exp.buf.resv:
         exp.move(domain, **kw)
-
-
-class MappingLeak(DmabufError):
-    """A scenario ended with mappings the exporter handed out and nobody unmapped."""
 
 
 def finish(exp: MemoryExporter) -> None:
