@@ -424,7 +424,8 @@ def test_signalling_section_nests_and_atomic_is_exempt(run_on: Any) -> None:
 # --------------------------------------------------------------------------- atomic context
 
 
-@pytest.mark.parametrize(
+#: calls that may sleep, for the might_sleep checks below
+SLEEPERS = pytest.mark.parametrize(
     "sleeper",
     [
         lambda: K.mutex_lock(K.Mutex("m")),
@@ -434,6 +435,9 @@ def test_signalling_section_nests_and_atomic_is_exempt(run_on: Any) -> None:
     ],
     ids=["mutex_lock", "msleep", "might_sleep", "dma_fence_wait"],
 )
+
+
+@SLEEPERS
 def test_sleeping_in_atomic_context(sleeper: Callable[[], Any]) -> None:
     def body() -> None:
         s = K.SpinLock("spin_S")
@@ -447,16 +451,7 @@ def test_sleeping_in_atomic_context(sleeper: Callable[[], Any]) -> None:
         dmabuf.run_threads(body)
 
 
-@pytest.mark.parametrize(
-    "sleeper",
-    [
-        lambda: K.mutex_lock(K.Mutex("m")),
-        lambda: K.msleep(1),
-        lambda: K.might_sleep(),
-        lambda: K.dma_fence_wait(_fence(), False),
-    ],
-    ids=["mutex_lock", "msleep", "might_sleep", "dma_fence_wait"],
-)
+@SLEEPERS
 def test_blocking_op_when_not_task_running(sleeper: Callable[[], Any]) -> None:
     """__might_sleep: a blocking call between set_current_state() and schedule() would reset the state
     the caller's own wait loop set (the classic lost wake-up in a hand-written wait loop)."""

@@ -191,6 +191,19 @@ class TimerList:
         return was
 
     # ----------------------------------------------------------------- internals
+    #: the firing step of the softirq task: a WRITE point named this, on :meth:`_fire_obj`
+    _FIRE_OP = "timer_fire"
+
+    def _fire_obj(self, r: Any) -> object:
+        """The object the firing is a point on: the timer (a delayed work's timer: its pool)."""
+        return self
+
+    def _done(self, r: Any) -> None:
+        """After the callback returned: a WRITE point on the timer (``del_timer_sync`` waits for it)."""
+        r.point("timer_done", self, WRITE)
+        self._running = None
+        r.notify(self)
+
     def _arm(self, r: Any) -> None:
         self._armed = True
         self._gen += 1
@@ -230,7 +243,7 @@ def _softirq(timer: TimerList) -> None:
         rel = max(0, timer.expires * _NS // HZ - r.now_ns())
         if r.wait("timer_sleep", timer, LOCAL, changed, rel):
             continue
-        r.point("timer_fire", timer, WRITE)
+        r.point(timer._FIRE_OP, timer._fire_obj(r), WRITE)
         if timer._gen != gen or not timer._armed:
             continue  # modified or deleted meanwhile
         fn = timer.function
@@ -243,9 +256,7 @@ def _softirq(timer: TimerList) -> None:
             fn(timer)
         finally:
             t.atomic_depth -= 1
-        r.point("timer_done", timer, WRITE)
-        timer._running = None
-        r.notify(timer)
+        timer._done(r)
 
 
 def _register(r: Any, timer: TimerList) -> None:

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 from .. import lockdep
 from ..errors import InvalidArgument
 from ..lockdep import LockMap
-from ..runtime import LOCAL, READ, WRITE, Runtime, Task, label_of, rt
+from ..runtime import READ, WRITE, Runtime, Task, label_of, rt
 from ._warn import WARN
-from .sched import HZ, might_sleep
+from .sched import might_sleep
 from .timer import TimerList
-from .timer import _register as _register_timer
 
 if TYPE_CHECKING:
     from .workqueue_struct import Workqueue
@@ -250,8 +249,8 @@ class WorkStruct:
 class _DworkTimer(TimerList):
     """The delay timer of a delayed work. Armed and disarmed only inside pool steps (queue_delayed_work,
     mod_delayed_work, cancel, flush_delayed_work), and its expiry (which queues the work) is a point on the
-    pool as well: its own softirq task (:func:`_dwork_softirq`), not the generic timer's, whose firing is a
-    point on the timer and so would not be ordered against a cancel at the same jiffy."""
+    pool as well (the generic timer softirq with :meth:`_fire_obj` the pool): a firing on the timer would
+    not be ordered against a cancel at the same jiffy. Its callback's queueing is part of that step."""
 
     def __init__(self, dwork: DelayedWork) -> None:
         super().__init__()
@@ -259,13 +258,16 @@ class _DworkTimer(TimerList):
         self._what = "delayed work timer"
         self.setup(_delayed_work_timer_fn)
 
-    def _arm(self, r: Any) -> None:
-        self._armed = True
-        self._gen += 1
-        _register_timer(r, self)
-        if self._task is None or self._task.done:
-            self._task = r.spawn(_dwork_softirq, (self,), f"softirq:{label_of(self)}", daemon=True)
+    _FIRE_OP = "delayed_work_timer"
+
+    def _fire_obj(self, r: Any) -> object:
+        return _pool(r)
+
+    def _done(self, r: Any) -> None:
+        # no step of its own after the callback: the queueing it did was part of the firing step
+        self._running = None
         r.notify(self)
+        _changed(r)
 
     def pending(self) -> bool:
         """``timer_pending(&dwork->timer)``: a READ on the pool, where this timer is armed and fired."""
@@ -280,43 +282,6 @@ def _delayed_work_timer_fn(timer: Any) -> None:
     wq = dwork.wq
     if wq is not None:
         wq._insert(rt(), dwork)
-
-
-def _dwork_softirq(timer: _DworkTimer) -> None:
-    """Daemon task that fires a delayed work's timer: as the generic timer softirq (sleep until the expiry
-    or a change, as LOCAL steps), but the firing is a WRITE point on the pool, and the queueing that the
-    callback does (``delayed_work_timer_fn`` -> ``__queue_work``, under the pool lock) is part of it."""
-    r = rt()
-    t = r.current()
-    pool = _pool(r)
-    while True:
-        gen = timer._gen
-
-        def changed(gen: int = gen) -> bool:
-            return timer._gen != gen
-
-        if not timer._armed:
-            r.wait("timer_idle", timer, LOCAL, changed)
-            continue
-        rel = max(0, timer.expires * _NS // HZ - r.now_ns())
-        if r.wait("timer_sleep", timer, LOCAL, changed, rel):
-            continue
-        r.point("delayed_work_timer", pool, WRITE)
-        if timer._gen != gen or not timer._armed:
-            continue  # modified, cancelled or flushed meanwhile
-        fn = timer.function
-        timer._armed = False
-        if fn is None:
-            continue
-        timer._running = t
-        t.atomic_depth += 1
-        try:
-            fn(timer)
-        finally:
-            t.atomic_depth -= 1
-            timer._running = None
-        r.notify(timer)
-        _changed(r)
 
 
 class DelayedWork(WorkStruct):
