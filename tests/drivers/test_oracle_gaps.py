@@ -7,7 +7,7 @@ correct drivers they must leave alone:
   ``free_old_after`` fences) signalled, so DMA through the old mapping after the copy is a use-after-free
   (``StaleMapping``), not only under memory pressure;
 * D3: the TTM exporter counts its live mappings and ``dma_buf_detach`` of an attachment with a mapping never
-  unmapped is a ``MappingLeak``.
+  unmapped is a ``MappingLeak``; so is a mapping still live at ``TtmDevice.fini``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from dmabuf.buf.core import (
 from dmabuf.buf.sg_table import DMA_BIDIRECTIONAL
 from dmabuf.drivers import GpuEngine, GpuImporter, StaticImporter, TtmDevice, ttm_bo_export
 from dmabuf.drivers.engine import GpuJob
-from dmabuf.errors import LostWrite, StaleMapping
+from dmabuf.errors import LostWrite, MappingLeak, StaleMapping
 from dmabuf.kernel import Completion
 from dmabuf.resv import Usage
-from dmabuf.scenarios.base import MappingLeak
 
 INIT = bytes([1, 2, 3, 4])
 DYN = b"DDDD"
@@ -239,6 +238,21 @@ def test_d3_detach_without_unmap_is_a_mapping_leak() -> None:
     with pytest.raises(MappingLeak, match="never unmapped"):
         dmabuf.run_threads(body, timeout=60)
     assert "mapping leak" in _finding(body)
+
+
+def test_d3_a_mapping_never_unmapped_nor_detached_is_a_leak_at_device_teardown() -> None:
+    def body() -> None:
+        dev = TtmDevice(vram=2, gtt=4, system=4)
+        x = dev.bo_create(4, ["VRAM"], name="X")
+        buf = ttm_bo_export(x)
+        a = dma_buf_dynamic_attach(buf, "nic", DmaBufAttachOps(allow_peer2peer=True, move_notify=lambda a: None), None)
+        with buf.resv:
+            dma_buf_map_attachment(a, DMA_BIDIRECTIONAL)
+        dev.fini()  # neither unmapped nor detached
+
+    with pytest.raises(MappingLeak, match="teardown: 1 mapping"):
+        dmabuf.run_threads(body, timeout=60)
+    assert "mapping leak at" in _finding(body)
 
 
 class _ForgetsUnmap(GpuImporter):

@@ -216,12 +216,27 @@ class TtmDevice:
         return True
 
     def fini(self) -> None:
-        """Free every ghost still there (waits for the moves and their fences). Call at the end, without
-        locks held.
+        """Free every ghost still there (waits for the moves and their fences), then check that no mapping
+        the exporter handed out is still live. Call at the end, without locks held.
+
+        Raises:
+            MappingLeak: a mapping was never unmapped (its attachment never detached either, or the
+                detach would have said so): the DMA-API debug report of a mapping leaked at teardown.
+
         Kernel: ``ttm_device_fini`` (after ``ttm_bo_delayed_delete`` flushed)."""
         for man in self.man.values():
             while self.reclaim(man):
                 pass
+        left = [(bo, a, sgt) for bo in self.bos for a, sgt in bo.live_maps]
+        if left:
+            from ..errors import MappingLeak
+
+            raise MappingLeak(
+                f"mapping leak at {label_of(self)} teardown: {len(left)} mapping(s) of the TTM exporter never "
+                "unmapped (" + ", ".join(f"{label_of(s)} of {label_of(a)}" for _bo, a, s in left) + "): "
+                "every dma_buf_map_attachment needs its dma_buf_unmap_attachment, and every attachment its "
+                "dma_buf_detach"
+            )
 
     def __repr__(self) -> str:
         return f"<TtmDevice {self.name} {list(self.man.values())}>"
