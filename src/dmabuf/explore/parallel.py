@@ -349,6 +349,22 @@ def _check_alive(procs: list[Any]) -> None:
             )
 
 
+def receive(
+    results: Any, procs: list[Any], tally: Tally, time_budget: float | None, t0: float
+) -> tuple[bool, Any]:
+    """A coordinator's wait for the next worker message (up to 0.2 s): ``(False, message or None)``, or
+    ``(True, None)`` to give up -- the time budget is over by a second, so a worker is stuck in one long
+    execution (``tally.stopped`` is set). Raises as :func:`_check_alive` for a worker that died."""
+    try:
+        return False, results.get(timeout=0.2)
+    except queue.Empty:
+        _check_alive(procs)
+        if time_budget is not None and time.perf_counter() - t0 > time_budget + 1.0:
+            tally.stopped = True
+            return True, None
+        return False, None
+
+
 def _run_workers(
     workers: int, max_executions: int | None, time_budget: float | None, t0: float
 ) -> tuple[int, Found | None, bool, int]:

@@ -45,11 +45,9 @@ proves mispredicted is discarded, so the executions (and ``bound_skipped``) are 
 from __future__ import annotations
 
 import multiprocessing
-import queue
-import time
 from typing import Any
 
-from .parallel import _JOB, Found, Tally, UnitResult, _check_alive, _make, drive_unit, stop_workers
+from .parallel import _JOB, Found, Tally, UnitResult, _make, drive_unit, receive, stop_workers
 from .schedule import Entry
 
 __all__ = ["FIXED_DEPTH", "fixed_depth", "run_dpor_workers"]
@@ -419,15 +417,8 @@ def _run_ordered(
             p.start()
         coord._fill()
         while not coord.done():
-            try:
-                msg = results.get(timeout=0.2)
-            except queue.Empty:
-                _check_alive(procs)
-                if time_budget is not None and time.perf_counter() - t0 > time_budget + 1.0:
-                    tally.stopped = True  # a worker stuck in one long execution: do not wait for it
-                    break
-                continue
-            if msg is not None and coord.on_message(msg):
+            give_up, msg = receive(results, procs, tally, time_budget, t0)
+            if give_up or (msg is not None and coord.on_message(msg)):
                 break
     finally:
         stop_workers(procs)
@@ -462,14 +453,9 @@ def run_dpor_workers(
         for p in procs:
             p.start()
         while coord.outstanding:
-            try:
-                msg = results.get(timeout=0.2)
-            except queue.Empty:
-                _check_alive(procs)
-                if time_budget is not None and time.perf_counter() - t0 > time_budget + 1.0:
-                    tally.stopped = True  # a worker stuck in one long execution: do not wait for it
-                    break
-                continue
+            give_up, msg = receive(results, procs, tally, time_budget, t0)
+            if give_up:
+                break
             if msg is None:
                 continue
             if msg[0] == "path":
