@@ -37,20 +37,20 @@ def _entries(root: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- D1: lockdep found by a probe
+def _nest_in_chosen_order(a: Mutex, b: Mutex) -> None:
+    """Take a then b, or b then a (a data choice): two executions whose lock orders close a cycle."""
+    first, second = (a, b) if dmabuf.choose(2) else (b, a)
+    mutex_lock(first)
+    mutex_lock(second)
+    mutex_unlock(second)
+    mutex_unlock(first)
+
+
 def inversion_then_two_writers() -> None:
     a, b = Mutex(name="A"), Mutex(name="B")
     c = Box()
     c.v = 0
-    if dmabuf.choose(2):
-        mutex_lock(a)
-        mutex_lock(b)
-        mutex_unlock(b)
-        mutex_unlock(a)
-    else:
-        mutex_lock(b)
-        mutex_lock(a)
-        mutex_unlock(a)
-        mutex_unlock(b)
+    _nest_in_chosen_order(a, b)
 
     def w() -> None:
         WRITE_ONCE(c, "v", READ_ONCE(c, "v") + 1)
@@ -143,16 +143,7 @@ def inversion_then_locked_writers() -> None:
     a, b, m = Mutex(name="A"), Mutex(name="B"), Mutex(name="M")
     c = Box()
     c.v = 0
-    if dmabuf.choose(2):
-        mutex_lock(a)
-        mutex_lock(b)
-        mutex_unlock(b)
-        mutex_unlock(a)
-    else:
-        mutex_lock(b)
-        mutex_lock(a)
-        mutex_unlock(a)
-        mutex_unlock(b)
+    _nest_in_chosen_order(a, b)
 
     def w() -> None:
         for _ in range(2):
@@ -361,17 +352,11 @@ def test_certification_walks_pass_clean_outcomes_on_so_lock_order_reports_are_ke
     from dmabuf.explore.certify import estimate_bounded_dfs
     from dmabuf.explore.replaying import track_lock_orders
     from dmabuf.explore.strategies.dfs import DFS
-    from dmabuf.kernel import Mutex, mutex_lock, mutex_unlock
     from dmabuf.runtime import activate, deactivate
     from dmabuf.runtime.controlled import ControlledRuntime
 
     def body() -> None:
-        a, b = Mutex(name="cert_A"), Mutex(name="cert_B")
-        first, second = (a, b) if dmabuf.choose(2) else (b, a)
-        mutex_lock(first)
-        mutex_lock(second)
-        mutex_unlock(second)
-        mutex_unlock(first)
+        _nest_in_chosen_order(Mutex(name="cert_A"), Mutex(name="cert_B"))
 
     rt = ControlledRuntime(DFS(None))
     track_lock_orders(rt)
