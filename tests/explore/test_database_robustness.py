@@ -15,26 +15,14 @@ import pytest
 
 import dmabuf
 from dmabuf.errors import InvalidArgument
+from dmabuf.examples.classic import lost_update as racy
 from dmabuf.explore import database
 from dmabuf.explore.database import DatabaseWarning
-from dmabuf.kernel import READ_ONCE, WRITE_ONCE
+from dmabuf.kernel import WRITE_ONCE
 
 
 class Box:
     v = 0
-
-
-def racy() -> None:
-    c = Box()
-    c.v = 0
-
-    def inc() -> None:
-        WRITE_ONCE(c, "v", READ_ONCE(c, "v") + 1)
-
-    ts = [dmabuf.spawn(inc) for _ in range(2)]
-    for t in ts:
-        t.join()
-    assert READ_ONCE(c, "v") == 2
 
 
 def clean() -> None:
