@@ -41,7 +41,7 @@ class Mutex:
         return [self.owner] if self.owner is not None else []
 
     def _check_lock(self, t: Task) -> None:
-        if t.atomic_depth or t.rcu_depth or t.kstate:  # (kstate: not TASK_RUNNING)
+        if t.sleep_forbidden:
             from ..kernel.sched import might_sleep
 
             might_sleep()
