@@ -20,13 +20,13 @@ from .ttm import (
     TtmBo,
     TtmDevice,
     TtmResourceManager,
-    ttm_bo_export,
     ttm_bo_move_to_lru_tail,
     ttm_bo_pin,
     ttm_bo_unpin,
     ttm_bo_validate,
     ttm_exec_validate,
 )
+from .ttm_dmabuf import ttm_bo_export
 
 __all__ = [
     "GpuEngine",
